@@ -1,0 +1,3 @@
+from v6kube.cli import main
+
+main()

@@ -1,0 +1,365 @@
+"""The cluster file: one YAML format for every provider, validated field by field.
+
+`load_cluster()` reports every problem at once (ConfigError, exit 2) and never touches the network.
+Structure and per-field checks come from the pydantic models; checks across fields (duplicates,
+roles, addressing) run when the structure is sound, and also report all their problems at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address, ip_network
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from v6kube.errors import ConfigError, Problem
+
+MIN_MINOR = 31  # kubeadm v1beta4 needs Kubernetes 1.31 or newer
+MAX_MINOR = 37  # the newest minor we render and test for
+DEFAULT_RESOLVERS = ("2001:4860:4860::8888", "2001:4860:4860::8844")
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Keys that would hold a secret; secrets come from the environment, never from the file.
+SECRET_KEYS = re.compile(r"(^|_)(token|password|passwd|secret|md5|api_key|apikey|auth)$", re.I)
+
+
+# --- value parsers: a ValueError message becomes the problem's text -------------------------
+
+
+def _v6_address(value: Any) -> IPv6Address:
+    if isinstance(value, IPv6Address):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IPv6 address as a quoted string, got {value!r}")
+    try:
+        parsed = ip_address(value.strip().strip("[]"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv6 address") from None
+    if isinstance(parsed, IPv4Address):
+        raise ValueError(f"{value!r} is IPv4; an IPv6 address is required here")
+    return parsed
+
+
+def _v6_network(value: Any) -> IPv6Network:
+    if isinstance(value, IPv6Network):
+        return value
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"expected an IPv6 prefix such as \"2001:db8::/64\", got {value!r}")
+    try:
+        net = ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            fixed = ip_network(value.strip(), strict=False)
+            raise ValueError(f"{value!r} has host bits set; did you mean {str(fixed)!r}?") from None
+        raise ValueError(f"{value!r} is not an IPv6 prefix") from None
+    if net.version != 6:
+        raise ValueError(f"{value!r} is IPv4; an IPv6 prefix is required here")
+    return net
+
+
+def _dns_label(value: Any) -> str:
+    if not isinstance(value, str) or not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label (lower-case letters, digits and '-', at most 63, "
+            "no underscores, no leading or trailing '-')"
+        )
+    return value
+
+
+V6Address = Annotated[IPv6Address, BeforeValidator(_v6_address)]
+V6Network = Annotated[IPv6Network, BeforeValidator(_v6_network)]
+DNSLabel = Annotated[str, BeforeValidator(_dns_label)]
+ASN = Annotated[int, Field(ge=1, le=4294967294, strict=True)]
+AutoOrNetwork = Union[Literal["auto"], V6Network]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+class PacketProvider(Model):
+    """Packet / Equinix Metal. The API token comes only from METAL_AUTH_TOKEN or PACKET_AUTH_TOKEN."""
+
+    type: Literal["packet"]
+    project: Annotated[str, Field(min_length=1)]
+    metro: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "da"
+    plan: Annotated[str, Field(min_length=1)] = "c3.small.x86"
+    operating_system: Literal["ubuntu_22_04", "ubuntu_24_04", "debian_12"] = "ubuntu_24_04"
+    billing_cycle: Literal["hourly", "daily", "monthly", "yearly"] = "hourly"
+    api_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    # Name of the environment variable holding the BGP MD5 password used when v6kube enables BGP.
+    bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
+
+
+class StaticProvider(Model):
+    """Servers you already own, behind a router that speaks BGP."""
+
+    type: Literal["static"]
+    block: V6Network  # the prefix the router accepts from the cluster
+    local_asn: ASN = 65000
+    peer_asn: ASN = 65530
+    peers: Annotated[list[V6Address], Field(min_length=1)]
+    multihop: bool = True
+    max_prefix: Annotated[int, Field(ge=1, le=100000)] = 10
+    bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
+
+
+ProviderConfig = Annotated[Union[PacketProvider, StaticProvider], Field(discriminator="type")]
+
+
+# --- the rest of the cluster ----------------------------------------------------------------
+
+
+class Node(Model):
+    name: DNSLabel
+    role: Literal["control-plane", "worker"]
+    address: V6Address | None = None  # static only: the server's IPv6 address
+    prefix_length: Annotated[int, Field(ge=1, le=128)] = 64  # static only: its on-link prefix
+    gateway: V6Address | None = None  # static only: its IPv6 default gateway
+    public_ipv4: IPv4Address | None = None  # static only: used with ssh.address_family ipv4/auto
+    host_key: Annotated[str, Field(pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+")] | None = None
+
+
+class SSH(Model):
+    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]*$")] = "root"
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    private_key: str | None = "~/.ssh/id_ed25519"  # None: use the SSH agent
+    address_family: Literal["auto", "ipv6", "ipv4"] = "auto"
+    trust_on_first_use: bool = False
+    connect_timeout: Annotated[float, Field(gt=0)] = 900.0  # deadline for a booting server to answer
+    command_timeout: Annotated[float, Field(gt=0)] = 1800.0
+
+
+class Kubernetes(Model):
+    version: Annotated[str, Field(pattern=r"^1\.\d+$")] = "1.33"
+    pod_subnet: AutoOrNetwork = "auto"
+    service_subnet: AutoOrNetwork = "auto"
+    dns_resolvers: Annotated[list[V6Address], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: [IPv6Address(a) for a in DEFAULT_RESOLVERS]
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _supported_minor(cls, value: str) -> str:
+        minor = int(value.split(".")[1])
+        if not MIN_MINOR <= minor <= MAX_MINOR:
+            raise ValueError(
+                f"Kubernetes {value} is not supported: v6kube renders kubeadm v1beta4, "
+                f"which needs 1.{MIN_MINOR} or newer (supported: 1.{MIN_MINOR} to 1.{MAX_MINOR})"
+            )
+        return value
+
+    @property
+    def minor(self) -> int:
+        return int(self.version.split(".")[1])
+
+
+class Calico(Model):
+    version: Annotated[str, Field(pattern=r"^3\.\d+\.\d+$")] = "3.30.3"
+    block_size: Annotated[int, Field(ge=116, le=128, strict=True)] = 122
+
+
+class Announce(Model):
+    service_cluster_ips: bool = True
+    service_external_ips: list[V6Network] = Field(default_factory=list)
+    service_loadbalancer_ips: list[V6Network] = Field(default_factory=list)
+
+
+class Cluster(Model):
+    name: DNSLabel
+    provider: ProviderConfig
+    nodes: Annotated[list[Node], Field(min_length=1)]
+    ssh: SSH = Field(default_factory=SSH)
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
+    calico: Calico = Field(default_factory=Calico)
+    announce: Announce = Field(default_factory=Announce)
+
+    @property
+    def control_plane(self) -> Node:
+        return next(n for n in self.nodes if n.role == "control-plane")
+
+    @property
+    def workers(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "worker"]
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+
+# --- loading and reporting ------------------------------------------------------------------
+
+
+def load_cluster(path: str | os.PathLike[str]) -> Cluster:
+    """Read, parse and validate a cluster file. Raises ConfigError with every problem found."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [Problem("(file)", f"cannot read the cluster file: {exc.strerror}")]) from None
+    return parse_cluster(text, source)
+
+
+def parse_cluster(text: str, source: str = "<cluster>") -> Cluster:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(source, [Problem(where, f"YAML syntax: {problem}",
+                                           "quote IPv6 literals, e.g. \"2001:db8::1\"")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [Problem("(file)", "the cluster file must be a YAML mapping")])
+
+    problems = _secret_keys(raw, "")
+    raw = _without_secret_keys(raw)
+    try:
+        cluster = Cluster.model_validate(raw)
+    except ValidationError as exc:
+        problems += _problems_from(exc)
+        raise ConfigError(source, problems) from None
+    problems += check_cluster(cluster)
+    if problems:
+        raise ConfigError(source, problems)
+    return cluster
+
+
+def check_cluster(cluster: Cluster) -> list[Problem]:
+    """Checks across fields that need a structurally valid cluster."""
+    from v6kube import addressing  # local: keeps config importable without the planner
+
+    problems: list[Problem] = []
+    roles = [n.role for n in cluster.nodes]
+    if roles.count("control-plane") != 1:
+        problems.append(Problem("nodes", f"exactly one node must have role control-plane, found {roles.count('control-plane')}",
+                                "v6kube builds a single control-plane cluster"))
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[IPv6Address, int] = {}
+    is_static = isinstance(cluster.provider, StaticProvider)
+    for i, node in enumerate(cluster.nodes):
+        if node.name in seen_names:
+            problems.append(Problem(f"nodes[{i}].name", f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])"))
+        seen_names.setdefault(node.name, i)
+        if node.address is not None:
+            if node.address in seen_addresses:
+                problems.append(Problem(f"nodes[{i}].address",
+                                        f"duplicate address {node.address} (also nodes[{seen_addresses[node.address]}])"))
+            seen_addresses.setdefault(node.address, i)
+        if is_static:
+            for key in ("address", "gateway"):
+                if getattr(node, key) is None:
+                    problems.append(Problem(f"nodes[{i}].{key}", "required with provider static",
+                                            "the server's IPv6 address and its default gateway"))
+            if node.address is not None and node.gateway is not None:
+                lan = IPv6Network((node.address, node.prefix_length), strict=False)
+                if node.gateway not in lan:
+                    problems.append(Problem(f"nodes[{i}].gateway",
+                                            f"{node.gateway} is not on the node's link {lan}"))
+        else:
+            for key in ("address", "gateway", "public_ipv4"):
+                if getattr(node, key) is not None:
+                    problems.append(Problem(f"nodes[{i}].{key}", "not allowed with provider packet",
+                                            "the Packet API assigns addresses; remove this key"))
+    if is_static and cluster.provider.local_asn == cluster.provider.peer_asn:
+        problems.append(Problem("provider.peer_asn", "equals local_asn; the upstream router must be an eBGP peer"))
+    if not problems:
+        problems += addressing.check_cluster_addressing(cluster)
+    return problems
+
+
+def _secret_keys(node: Any, path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and SECRET_KEYS.search(key) and not key.endswith("_env"):
+                problems.append(Problem(here, "secrets must not be written in the cluster file",
+                                        "set the API token in METAL_AUTH_TOKEN (or PACKET_AUTH_TOKEN) and name "
+                                        "the BGP password's environment variable in bgp_password_env"))
+            else:
+                problems += _secret_keys(value, here)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            problems += _secret_keys(value, f"{path}[{i}]")
+    return problems
+
+
+def _without_secret_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_secret_keys(v) for k, v in node.items()
+                if not (isinstance(k, str) and SECRET_KEYS.search(k) and not k.endswith("_env"))}
+    if isinstance(node, list):
+        return [_without_secret_keys(v) for v in node]
+    return node
+
+
+def _problems_from(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = _clean_loc(err["loc"])
+        path = _format_loc(loc)
+        message = err["msg"].removeprefix("Value error, ")
+        hint = None
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            message = f"unknown key {key!r}"
+            choices = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else (f"known keys: {', '.join(sorted(choices))}" if choices else None)
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+            message = "provider.type must be 'packet' or 'static'"
+        elif err["type"] == "literal_error":
+            message = message.replace("Input should be", "must be")
+        problems.append(Problem(path, message, hint))
+    return problems
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop pydantic's union branch names (provider.static.peers -> provider.peers)."""
+    out: list = []
+    for i, part in enumerate(loc):
+        if i > 0 and loc[i - 1] == "provider" and part in ("packet", "static"):
+            continue
+        if isinstance(part, str) and (part.startswith("function-") or part in ("literal['auto']", "lax-or-strict")):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _format_loc(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(file)"
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys a mapping at `loc` may hold (for 'did you mean')."""
+    model: Any = Cluster
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is Cluster and part == "provider":
+            return sorted(set(PacketProvider.model_fields) | set(StaticProvider.model_fields))
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))

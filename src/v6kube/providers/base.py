@@ -1,0 +1,97 @@
+"""The provider protocol and its models (DESIGN section 2).
+
+A provider answers: which servers exist, make the missing ones, wait until they are ready, each
+server's IPv6 address and gateway, BGP neighbours per server, the block the cluster may announce,
+and delete servers. Adding a provider means adding one module that implements `Provider`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import Protocol, Sequence
+
+from v6kube.redact import Secret
+
+CONTROL_PLANE = "control-plane"
+WORKER = "worker"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server the cluster wants: its hostname, role and the SSH host key to install at boot."""
+
+    name: str
+    role: str  # CONTROL_PLANE | WORKER
+    host_public_key: str | None = None  # "ssh-ed25519 AAAA..." pinned for this server
+    host_private_key: Secret | None = None  # OpenSSH PEM, injected via cloud-init, never logged
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    hostname: str
+    role: str
+    state: str  # provider's word: queued, provisioning, active, failed, ... ("active" for static)
+    ipv6: IPv6Address | None = None
+    ipv6_gateway: IPv6Address | None = None
+    ipv6_prefixlen: int | None = None
+    ipv4_public: IPv4Address | None = None
+    host_public_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BGPNeighbor:
+    """One BGP session's facts for one server (one address family)."""
+
+    peer_ips: tuple[IPv6Address, ...]
+    peer_asn: int
+    local_asn: int
+    local_ip: IPv6Address | None
+    multihop: bool = True
+    password: Secret | None = None
+    routes_in: tuple[IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class BGPProject:
+    """Project-wide BGP facts: the local ASN, the MD5 password and the per-server prefix limit."""
+
+    local_asn: int
+    password: Secret | None = None
+    max_prefix: int = 10
+
+
+@dataclass(frozen=True)
+class ProviderFacts:
+    """What create needs from the provider before rendering anything."""
+
+    block: IPv6Network
+    bgp: BGPProject
+    servers: tuple[Server, ...] = ()
+    neighbors: dict[str, BGPNeighbor] = field(default_factory=dict)  # by hostname
+
+
+class Provider(Protocol):
+    name: str
+
+    def find_servers(self) -> list[Server]:
+        """The servers the cluster owns (by cluster tag / name). Never creates anything."""
+
+    def ensure_servers(self, specs: Sequence[ServerSpec]) -> list[Server]:
+        """Find-then-create: create only the servers that do not exist yet; return all of them."""
+
+    def wait_servers(self, servers: Sequence[Server], timeout: float) -> list[Server]:
+        """Wait (one poll loop for all) until every server is active; raise on failure or deadline."""
+
+    def ensure_bgp(self) -> BGPProject:
+        """Enable BGP for the project if needed and return the project's BGP facts."""
+
+    def ensure_bgp_session(self, server: Server) -> BGPNeighbor:
+        """Make sure the server has an IPv6 BGP session and return its neighbour facts."""
+
+    def find_block(self) -> IPv6Network:
+        """The IPv6 block the cluster may announce (a /56 on Packet)."""
+
+    def delete_servers(self, servers: Sequence[Server]) -> None:
+        """Delete servers; already gone counts as success."""
