@@ -1,0 +1,270 @@
+"""The cluster plan: addressing, BGP facts, every rendered file, the phases and the provider calls.
+
+`offline_plan()` works with no credentials and no network: provider facts that only the API knows
+come from `--block` and the documented defaults below, and are marked as assumed. `create` builds
+the same plan from the provider's real facts and renders the same files with the real secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+
+from v6kube import addressing, render
+from v6kube.addressing import AddressPlan, NodeAddress
+from v6kube.config import Cluster, PacketProvider, StaticProvider
+from v6kube.errors import ConfigError, Problem
+from v6kube.phases import CREATE_PHASES
+from v6kube.redact import Secret
+
+# What the Packet API would tell us, assumed offline (reference/metal-api.md sections 3.8 and 4).
+ASSUMED_BLOCK = IPv6Network("2001:db8:0:2a00::/56")  # documentation prefix: replace with --block
+ASSUMED_PEERS = (IPv6Address("fc00::e"), IPv6Address("fc00::f"))
+ASSUMED_PEER_ASN = 65530
+ASSUMED_LOCAL_ASN = 65000
+ASSUMED_MAX_PREFIX = 10
+
+API_PORT = 6443
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+BGP_SECRET_NAME = "v6kube-bgp-password"
+# Offline stand-ins for values create generates or reads from the cluster; never real secrets.
+PLACEHOLDER_TOKEN = "v6kube.placeholder00000"
+PLACEHOLDER_CA_HASH = "sha256:" + "0" * 64
+PLACEHOLDER_BGP_PASSWORD = "set-by-v6kube-create"
+
+
+@dataclass(frozen=True)
+class BGPPlan:
+    local_asn: int
+    peer_asn: int
+    peers: tuple[IPv6Address, ...]
+    multihop: bool
+    password_source: str | None  # where the MD5 password comes from, or None for no password
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    cluster: Cluster
+    addresses: AddressPlan
+    bgp: BGPPlan
+    assumed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"[{self.addresses.node(self.cluster.control_plane.name).address}]:{API_PORT}"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The secret values rendered files need. Offline plans use the placeholders."""
+
+    bootstrap_token: Secret = field(default_factory=lambda: Secret(PLACEHOLDER_TOKEN))
+    ca_cert_hash: str = PLACEHOLDER_CA_HASH
+    bgp_password: Secret | None = None
+
+
+def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str = "<cluster>") -> ClusterPlan:
+    """The plan from the cluster file alone. Raises ConfigError (exit 2) listing every problem."""
+    provider = cluster.provider
+    assumed: dict[str, str] = {}
+    if isinstance(provider, StaticProvider):
+        if block is not None and block != provider.block:
+            raise ConfigError(source, [Problem("--block", f"{block} differs from provider.block {provider.block}",
+                                               "with provider static the block comes from the cluster file")])
+        block = provider.block
+        nodes = addressing.static_node_addresses(cluster)
+        max_prefix = provider.max_prefix
+        bgp = BGPPlan(provider.local_asn, provider.peer_asn, tuple(provider.peers), provider.multihop,
+                      f"${provider.bgp_password_env}" if provider.bgp_password_env else None)
+    else:
+        assert isinstance(provider, PacketProvider)
+        if block is None:
+            block = ASSUMED_BLOCK
+            assumed["block"] = f"{block} (a documentation prefix; pass --block with the project's /56)"
+        nodes = addressing.assumed_packet_addresses(cluster, block)
+        assumed["node_addresses"] = "a /127 per server from the block's first /64, in node order"
+        assumed["bgp_peers"] = f"{', '.join(map(str, ASSUMED_PEERS))} (AS {ASSUMED_PEER_ASN}), multihop"
+        assumed["local_asn"] = f"{ASSUMED_LOCAL_ASN} (Local BGP), unless the project already has BGP enabled"
+        assumed["max_prefix"] = f"{ASSUMED_MAX_PREFIX} prefixes per server"
+        max_prefix = ASSUMED_MAX_PREFIX
+        bgp = BGPPlan(ASSUMED_LOCAL_ASN, ASSUMED_PEER_ASN, ASSUMED_PEERS, True,
+                      f"${provider.bgp_password_env}" if provider.bgp_password_env else "the project's BGP config")
+    if block.prefixlen > 64 and isinstance(provider, PacketProvider):
+        raise ConfigError(source, [Problem("--block", f"{block} is smaller than a /64; Packet gives a /56")])
+    plan, problems = addressing.plan_addresses(cluster, block, nodes, max_prefix, tuple(assumed))
+    if problems:
+        raise ConfigError(source, problems)
+    assert plan is not None
+    return ClusterPlan(cluster, plan, bgp, assumed)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render_init(plan: ClusterPlan, secrets: Secrets) -> str:
+    cp = plan.addresses.node(plan.cluster.control_plane.name)
+    return render.render(
+        "kubeadm/init.yaml.j2",
+        cluster_name=plan.cluster.name,
+        kubernetes_version=f"stable-{plan.cluster.kubernetes.version}",
+        control_plane=cp,
+        api_port=API_PORT,
+        api_endpoint=plan.api_endpoint,
+        cri_socket=CRI_SOCKET,
+        pod_subnet=plan.addresses.pod_subnet,
+        service_subnet=plan.addresses.service_subnet,
+        node_cidr_mask=plan.addresses.node_cidr_mask,
+        bootstrap_token=secrets.bootstrap_token.reveal(),
+    )
+
+
+def render_join(plan: ClusterPlan, node: NodeAddress, secrets: Secrets) -> str:
+    return render.render(
+        "kubeadm/join.yaml.j2",
+        cluster_name=plan.cluster.name,
+        node=node,
+        api_endpoint=plan.api_endpoint,
+        cri_socket=CRI_SOCKET,
+        bootstrap_token=secrets.bootstrap_token.reveal(),
+        ca_cert_hash=secrets.ca_cert_hash,
+    )
+
+
+def render_installation(plan: ClusterPlan) -> str:
+    return render.render(
+        "calico/installation.yaml.j2",
+        calico_version=plan.cluster.calico.version,
+        pod_subnet=plan.addresses.pod_subnet,
+        block_size=plan.addresses.block_size,
+    )
+
+
+def bgp_peer_name(node: str, peer: IPv6Address) -> str:
+    """A DNS-1123 name per node and peer (Calico rejects ':' in names)."""
+    return f"{node}-{peer.exploded.replace(':', '')[-8:]}"
+
+
+def render_bgp(plan: ClusterPlan, secrets: Secrets) -> str:
+    announce = plan.cluster.announce
+    peers = [
+        {"name": bgp_peer_name(n.name, ip), "node": n.name, "peer_ip": ip, "asn": plan.bgp.peer_asn}
+        for n in plan.addresses.nodes
+        for ip in plan.bgp.peers
+    ]
+    password = None
+    if plan.bgp.password_source:
+        password = secrets.bgp_password.reveal() if secrets.bgp_password else PLACEHOLDER_BGP_PASSWORD
+    return render.render(
+        "calico/bgp.yaml.j2",
+        cluster_name=plan.cluster.name,
+        local_asn=plan.bgp.local_asn,
+        service_cluster_ips=[plan.addresses.service_subnet] if announce.service_cluster_ips else [],
+        service_external_ips=announce.service_external_ips,
+        service_loadbalancer_ips=announce.service_loadbalancer_ips,
+        peers=peers,
+        password=password,
+        secret_name=BGP_SECRET_NAME,
+    )
+
+
+def prepare_spec(plan: ClusterPlan, node: NodeAddress):
+    from v6kube.nodeops import PrepareSpec
+
+    return PrepareSpec(
+        node=node.name,
+        kubernetes_minor=plan.cluster.kubernetes.version,
+        resolvers=tuple(plan.cluster.kubernetes.dns_resolvers),
+        gateway=node.gateway,
+        peers=plan.bgp.peers,
+    )
+
+
+def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str, str]:
+    """Every rendered file, by its path relative to the plan directory (DESIGN section 5)."""
+    from v6kube.nodeops import render_prepare_script
+
+    secrets = secrets or Secrets()
+    files = {"kubeadm/init.yaml": render_init(plan, secrets)}
+    for node in plan.addresses.nodes:
+        if node.role == "worker":
+            files[f"kubeadm/join-{node.name}.yaml"] = render_join(plan, node, secrets)
+    for node in plan.addresses.nodes:
+        files[f"nodes/{node.name}/prepare.sh"] = render_prepare_script(prepare_spec(plan, node))
+    files["calico/installation.yaml"] = render_installation(plan)
+    files["calico/bgp.yaml"] = render_bgp(plan, secrets)
+    return files
+
+
+# --- the plan document ----------------------------------------------------------------------
+
+
+def provider_calls(plan: ClusterPlan) -> list[dict[str, str]]:
+    """The provider API calls create makes, in order (find-then-create: POSTs only for what is missing)."""
+    provider = plan.cluster.provider
+    if not isinstance(provider, PacketProvider):
+        return []
+    p = "{project}"
+    calls = [
+        ("GET", f"/projects/{p}/bgp-config", "is BGP enabled for the project?"),
+        ("POST", f"/projects/{p}/bgp-configs", "enable Local BGP (only when not enabled)"),
+        ("GET", f"/projects/{p}/ssh-keys", "find the SSH key by fingerprint"),
+        ("POST", f"/projects/{p}/ssh-keys", "add the SSH key (only when missing)"),
+        ("GET", f"/projects/{p}/devices", "find the cluster's servers by hostname and tag"),
+    ]
+    calls += [("POST", f"/projects/{p}/devices", f"create {n.name} (only when missing)") for n in plan.cluster.nodes]
+    calls.append(("GET", f"/projects/{p}/devices", "poll until every server is active (one list per interval)"))
+    for n in plan.cluster.nodes:
+        calls.append(("POST", "/devices/{id}/bgp/sessions", f"IPv6 BGP session for {n.name}"))
+        calls.append(("GET", "/devices/{id}/bgp/neighbors", f"BGP neighbours of {n.name}"))
+    calls.append(("GET", f"/projects/{p}/ips?types=public_ipv6", f"the project's IPv6 /56 in metro {provider.metro}"))
+    return [{"method": m, "path": path, "purpose": why} for m, path, why in calls]
+
+
+def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
+    c = plan.cluster
+    return {
+        "cluster": c.name,
+        "provider": c.provider.type,
+        "kubernetes": {"version": c.kubernetes.version,
+                       "dns_resolvers": [str(r) for r in c.kubernetes.dns_resolvers]},
+        "calico": {"version": c.calico.version, "block_size": c.calico.block_size},
+        "addressing": plan.addresses.as_dict(),
+        "api_endpoint": plan.api_endpoint,
+        "bgp": {
+            "local_asn": plan.bgp.local_asn,
+            "peer_asn": plan.bgp.peer_asn,
+            "peers": [str(p) for p in plan.bgp.peers],
+            "multihop": plan.bgp.multihop,
+            "password": plan.bgp.password_source,
+        },
+        "nodes": [{"name": n.name, "role": n.role} for n in c.nodes],
+        "phases": [{"name": p.name, "summary": p.summary} for p in CREATE_PHASES],
+        "provider_calls": provider_calls(plan),
+        "project": getattr(c.provider, "project", None),
+        "assumed": plan.assumed,
+        "placeholders": {
+            "bootstrap_token": PLACEHOLDER_TOKEN,
+            "ca_cert_hash": PLACEHOLDER_CA_HASH,
+            "bgp_password": PLACEHOLDER_BGP_PASSWORD if plan.bgp.password_source else None,
+        },
+        "files": files,
+    }
+
+
+def write_plan(plan: ClusterPlan, out: Path) -> list[Path]:
+    """Write plan.json and every rendered file under `out`. Returns the paths written."""
+    files = render_files(plan)
+    written = []
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if rel.endswith(".sh"):
+            os.chmod(path, 0o755)
+        written.append(path)
+    doc = plan_document(plan, ["plan.json", *files])
+    (out / "plan.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return [out / "plan.json", *written]
