@@ -9,54 +9,62 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from v6kube.redact import redact
 
 _lock = threading.Lock()
-_err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
-_out = Console(markup=False, highlight=False, emoji=False, soft_wrap=True)
 debug_enabled = False
 
 
-def _emit(console: Console, text: str, style: str | None = None) -> None:
+@lru_cache(maxsize=None)
+def _console(stream: str):
+    # rich is imported on first output, not at start-up (`--help` stays fast)
+    from rich.console import Console
+
+    return Console(stderr=(stream == "err"), markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def _text(text: str, style: str | None = None):
+    from rich.text import Text
+
+    return Text(redact(text), style=style or "")
+
+
+def _emit(stream: str, text: str, style: str | None = None) -> None:
     with _lock:
-        console.print(Text(redact(text), style=style or ""))
+        _console(stream).print(_text(text, style))
 
 
 def progress(phase: str, node: str | None, message: str) -> None:
     """One progress line: "[phase] node: message"."""
     where = f"{node}: " if node else ""
-    _emit(_err, f"[{phase}] {where}{message}")
+    _emit("err", f"[{phase}] {where}{message}")
 
 
 def info(message: str) -> None:
-    _emit(_err, message)
+    _emit("err", message)
 
 
 def warn(message: str) -> None:
-    _emit(_err, f"warning: {message}", "yellow")
+    _emit("err", f"warning: {message}", "yellow")
 
 
 def error(message: str, hint: str | None = None) -> None:
-    _emit(_err, f"error: {message}", "red")
+    _emit("err", f"error: {message}", "red")
     if hint:
-        _emit(_err, f"hint: {hint}")
+        _emit("err", f"hint: {hint}")
 
 
 def debug(message: str) -> None:
     if debug_enabled:
-        _emit(_err, f"debug: {message}", "dim")
+        _emit("err", f"debug: {message}", "dim")
 
 
 def data(text: str) -> None:
     """Data for the user or a pipe, on stdout."""
-    with _lock:
-        _out.print(Text(redact(text)))
+    _emit("out", text)
 
 
 def data_json(document: Any) -> None:
@@ -68,16 +76,18 @@ def data_json(document: Any) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table on stdout. Cells are plain text (never markup)."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         t.add_column(column, overflow="fold")
     for row in rows:
-        t.add_row(*(Text(redact("" if cell is None else str(cell))) for cell in row))
+        t.add_row(*(_text("" if cell is None else str(cell)) for cell in row))
     with _lock:
-        _out.print(t)
+        _console("out").print(t)
 
 
 def traceback() -> None:
     """The current exception's traceback, only in --debug mode, never with local variables."""
     with _lock:
-        _err.print_exception(show_locals=False)
+        _console("err").print_exception(show_locals=False)

@@ -1,0 +1,222 @@
+"""The cluster file: every invalid file exits 2, names the field, shows no traceback, calls nothing."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from v6kube import cli
+from v6kube.config import load_cluster, parse_cluster
+from v6kube.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def base(kind: str) -> dict:
+    return yaml.safe_load((EXAMPLES / f"{kind}.yaml").read_text())
+
+
+def edit(kind: str, change) -> str:
+    doc = copy.deepcopy(base(kind))
+    change(doc)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def setp(path: str, value):
+    """A change that sets a dotted path ("nodes.0.name") to value."""
+
+    def change(doc):
+        *parents, last = path.split(".")
+        node = doc
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return change
+
+
+def delp(path: str):
+    def change(doc):
+        *parents, last = path.split(".")
+        node = doc
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return change
+
+
+def both(*changes):
+    def change(doc):
+        for c in changes:
+            c(doc)
+
+    return change
+
+
+# (id, example, change or raw text, field path expected in the message, words expected)
+CASES = [
+    ("unknown-top-key", "packet", both(delp("nodes"), setp("nodez", [{"name": "a", "role": "worker"}])),
+     "nodez", "did you mean 'nodes'"),
+    ("unknown-nested-key", "packet", setp("kubernetes.pod_subnett", "auto"), "kubernetes.pod_subnett",
+     "did you mean 'pod_subnet'"),
+    ("cluster-name-underscore", "packet", setp("name", "my_cluster"), "name", "DNS label"),
+    ("node-name-uppercase", "packet", setp("nodes.0.name", "CP-0"), "nodes[0].name", "DNS label"),
+    ("node-name-too-long", "packet", setp("nodes.1.name", "w" * 64), "nodes[1].name", "DNS label"),
+    ("bad-ipv6-address", "static", setp("nodes.0.address", "2001:db8::zz"), "nodes[0].address", "not an IPv6"),
+    ("ipv4-gateway", "static", setp("nodes.0.gateway", "10.0.0.1"), "nodes[0].gateway", "IPv4"),
+    ("ipv4-peer", "static", setp("provider.peers.0", "169.254.255.1"), "provider.peers[0]", "IPv4"),
+    ("ipv4-resolver", "packet", setp("kubernetes.dns_resolvers.0", "8.8.8.8"), "kubernetes.dns_resolvers[0]", "IPv4"),
+    ("ipv4-block", "static", setp("provider.block", "10.0.0.0/8"), "provider.block", "IPv4"),
+    ("bad-prefix-length", "packet", setp("kubernetes.pod_subnet", "2001:db8::/129"), "kubernetes.pod_subnet",
+     "not an IPv6 prefix"),
+    ("host-bits-set", "static", setp("kubernetes.pod_subnet", "2001:db8:0:2a01::1/64"), "kubernetes.pod_subnet",
+     "host bits"),
+    ("service-too-large", "static", setp("kubernetes.service_subnet", "2001:db8:0:2a02::/100"),
+     "kubernetes.service_subnet", "too large"),
+    ("service-too-small", "static", setp("kubernetes.service_subnet", "2001:db8:0:2a02::/124"),
+     "kubernetes.service_subnet", "too small"),
+    ("pod-service-overlap", "static", both(setp("kubernetes.pod_subnet", "2001:db8:0:2a01::/64"),
+                                           setp("kubernetes.service_subnet", "2001:db8:0:2a01::/108")),
+     "kubernetes.service_subnet", "overlaps"),
+    ("pod-too-few-node-ranges", "static", setp("kubernetes.pod_subnet", "2001:db8:0:2a01::/118"),
+     "kubernetes.pod_subnet", "node range"),
+    ("pod-outside-block", "static", setp("kubernetes.pod_subnet", "2001:db8:0:3000::/64"), "kubernetes.pod_subnet",
+     "outside the announced block"),
+    ("service-outside-block", "static", setp("kubernetes.service_subnet", "2001:db8:1::/108"),
+     "kubernetes.service_subnet", "outside the announced block"),
+    ("pod-in-server-64", "static", setp("kubernetes.pod_subnet", "2001:db8:0:2a00::/64"), "kubernetes.pod_subnet",
+     "servers' own /64"),
+    ("block-size-below-range", "packet", setp("calico.block_size", 112), "calico.block_size", "116"),
+    ("block-size-above-range", "packet", setp("calico.block_size", 129), "calico.block_size", "128"),
+    ("block-size-too-many-prefixes", "static", setp("calico.block_size", 128), "calico.block_size",
+     "prefixes"),
+    ("asn-zero", "static", setp("provider.local_asn", 0), "provider.local_asn", "greater than or equal to 1"),
+    ("asn-too-large", "static", setp("provider.peer_asn", 4294967296), "provider.peer_asn", "less than"),
+    ("asn-equal", "static", setp("provider.peer_asn", 65000), "provider.peer_asn", "eBGP"),
+    ("duplicate-node-names", "packet", setp("nodes.2.name", "worker-0"), "nodes[2].name", "duplicate"),
+    ("duplicate-node-addresses", "static", setp("nodes.2.address", "2001:db8:0:2a00::5"), "nodes[2].address",
+     "duplicate"),
+    ("token-in-file", "packet", setp("provider.token", "abc123secretvalue"), "provider.token", "METAL_AUTH_TOKEN"),
+    ("auth-token-in-file", "packet", setp("provider.auth_token", "abc123secretvalue"), "provider.auth_token",
+     "secrets"),
+    ("password-in-file", "static", setp("provider.bgp_password", "Abcdef12345"), "provider.bgp_password",
+     "secrets"),
+    ("k8s-too-old", "packet", setp("kubernetes.version", "1.30"), "kubernetes.version", "1.31"),
+    ("k8s-version-format", "packet", setp("kubernetes.version", "v1.33"), "kubernetes.version", "pattern"),
+    ("unknown-provider", "packet", setp("provider.type", "aws"), "provider", "packet' or 'static"),
+    ("packet-missing-project", "packet", delp("provider.project"), "provider.project", "missing"),
+    ("no-nodes", "packet", setp("nodes", []), "nodes", "at least 1"),
+    ("two-control-planes", "packet", setp("nodes.1.role", "control-plane"), "nodes", "exactly one"),
+    ("bad-role", "packet", setp("nodes.1.role", "master"), "nodes[1].role", "control-plane"),
+    ("static-missing-address", "static", delp("nodes.0.address"), "nodes[0].address", "required"),
+    ("packet-node-with-address", "packet", setp("nodes.0.address", "2001:db8::3"), "nodes[0].address",
+     "not allowed"),
+    ("gateway-off-link", "static", setp("nodes.0.gateway", "2001:db8:9::1"), "nodes[0].gateway", "not on the"),
+    ("ssh-port-range", "packet", setp("ssh.port", 70000), "ssh.port", "65535"),
+    ("ssh-address-family", "packet", setp("ssh.address_family", "ipv5"), "ssh.address_family", "auto"),
+    ("billing-cycle", "packet", setp("provider.billing_cycle", "weekly"), "provider.billing_cycle", "hourly"),
+    ("external-ips-outside-block", "static", setp("announce.service_external_ips", ["2001:db8:5::/112"]),
+     "announce.service_external_ips[0]", "outside"),
+    ("yaml-syntax", "packet", "name: seed\nnodes: [\n", "line", "YAML syntax"),
+    ("not-a-mapping", "packet", "- just\n- a list\n", "(file)", "mapping"),
+    ("unquoted-sexagesimal", "static", "name: s\nprovider:\n  type: static\n  block: 2001:db8::/56\n"
+                                       "  peers: [1:20]\nnodes: []\n", "provider.peers[0]", "quoted"),
+]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if anything tries to resolve a name or open a connection."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network call during validation: {args!r}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def run_cli(argv, capsys, monkeypatch) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["v6kube", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_at_least_thirty_invalid_cases():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_invalid_cluster_file(case, tmp_path, capsys, monkeypatch, no_network):
+    _, kind, change, field, words = case
+    text = change if isinstance(change, str) else edit(kind, change)
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    code, out, err = run_cli(["plan", str(path)], capsys, monkeypatch)
+    assert code == 2, err
+    assert "Traceback" not in out + err
+    assert out == ""  # no partial plan on stdout
+    problem_lines = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert problem_lines, err
+    assert any(line.startswith(f"  - {field}") and words in line for line in problem_lines), err
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    doc = base("static")
+    doc["name"] = "Bad_Name"
+    doc["nodes"][0]["gateway"] = "10.0.0.1"
+    doc["calico"]["block_size"] = 200
+    doc["kubernetes"]["versoin"] = "1.33"
+    doc["provider"]["token"] = "s3cr3t-t0ken-value"
+    with pytest.raises(ConfigError) as info:
+        parse_cluster(yaml.safe_dump(doc), "c.yaml")
+    paths = {p.path for p in info.value.problems}
+    assert {"name", "nodes[0].gateway", "calico.block_size", "kubernetes.versoin", "provider.token"} <= paths
+    # the secret itself is never echoed back
+    assert "s3cr3t-t0ken-value" not in str(info.value)
+
+
+def test_cross_field_problems_are_reported_together(tmp_path):
+    doc = base("static")
+    doc["nodes"][2]["name"] = "worker-0"
+    doc["nodes"][1]["address"] = doc["nodes"][0]["address"]
+    doc["kubernetes"]["service_subnet"] = "2001:db8:0:2a02::/100"
+    doc["nodes"].append({"name": "cp-1", "role": "control-plane", "address": "2001:db8:0:2a00::9",
+                         "gateway": "2001:db8:0:2a00::1"})
+    with pytest.raises(ConfigError) as info:
+        parse_cluster(yaml.safe_dump(doc))
+    paths = [p.path for p in info.value.problems]
+    assert {"nodes", "nodes[2].name", "nodes[1].address"} <= set(paths)
+
+
+@pytest.mark.parametrize("name", ["packet", "static", "minimal"])
+def test_examples_are_valid(name):
+    cluster = load_cluster(EXAMPLES / f"{name}.yaml")
+    assert cluster.control_plane.role == "control-plane"
+
+
+def test_packet_example_is_the_seed_cluster():
+    cluster = load_cluster(EXAMPLES / "packet.yaml")
+    assert [n.role for n in cluster.nodes] == ["control-plane", "worker", "worker"]
+    assert cluster.provider.type == "packet"
+    assert cluster.kubernetes.pod_subnet == "auto" and cluster.kubernetes.service_subnet == "auto"
+
+
+def test_defaults_of_minimal_file():
+    cluster = load_cluster(EXAMPLES / "minimal.yaml")
+    assert cluster.calico.block_size == 122
+    assert cluster.kubernetes.minor >= 31
+    assert [str(r) for r in cluster.kubernetes.dns_resolvers] == ["2001:4860:4860::8888", "2001:4860:4860::8844"]
+    assert cluster.ssh.trust_on_first_use is False
