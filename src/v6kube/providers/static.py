@@ -1,0 +1,98 @@
+"""The static provider: servers you already own, behind a router that speaks BGP.
+
+Everything comes from the cluster file (provider block and each node's address, gateway, public
+IPv4 and host key); the BGP password comes from the environment variable named by
+provider.bgp_password_env. Nothing is created or deleted.
+"""
+
+from __future__ import annotations
+
+import os
+from ipaddress import IPv6Network
+from typing import Mapping, Sequence
+
+from v6kube import console
+from v6kube.config import Cluster, Node
+from v6kube.config import StaticProvider as StaticConfig
+from v6kube.errors import UsageError
+from v6kube.providers.base import BGPNeighbor, BGPProject, Server, ServerSpec
+from v6kube.redact import Secret
+
+
+def server_from_node(node: Node) -> Server:
+    return Server(
+        id=node.name,
+        hostname=node.name,
+        role=node.role,
+        state="active",
+        ipv6=node.address,
+        ipv6_gateway=node.gateway,
+        ipv6_prefixlen=node.prefix_length,
+        ipv4_public=node.public_ipv4,
+        host_public_key=node.host_key,
+    )
+
+
+class StaticProvider:
+    name = "static"
+
+    def __init__(self, cluster: Cluster, *, environ: Mapping[str, str] | None = None):
+        if not isinstance(cluster.provider, StaticConfig):
+            raise UsageError(f"cluster {cluster.name}: provider.type is {cluster.provider.type}, not static")
+        self.cluster = cluster
+        self.config: StaticConfig = cluster.provider
+        self.environ = os.environ if environ is None else environ
+
+    def __repr__(self) -> str:
+        return f"StaticProvider(cluster={self.cluster.name!r})"
+
+    def _password(self) -> Secret | None:
+        variable = self.config.bgp_password_env
+        if not variable:
+            return None
+        value = self.environ.get(variable)
+        if not value:
+            raise UsageError(f"environment variable {variable} (provider.bgp_password_env) is not set",
+                             hint=f"export {variable}=<the BGP password your router expects>, or remove bgp_password_env")
+        return Secret(value)
+
+    def find_servers(self) -> list[Server]:
+        return [server_from_node(node) for node in self.cluster.nodes]
+
+    def ensure_servers(self, specs: Sequence[ServerSpec]) -> list[Server]:
+        """The configured servers for these specs; a spec the cluster file does not list is an error."""
+        servers = {s.hostname: s for s in self.find_servers()}
+        unknown = [spec.name for spec in specs if spec.name not in servers]
+        if unknown:
+            raise UsageError(f"the static provider cannot create servers: {', '.join(unknown)} "
+                             "not in the cluster file", hint="add the node with its address and gateway")
+        return [servers[spec.name] for spec in specs]
+
+    def wait_servers(self, servers: Sequence[Server], timeout: float) -> list[Server]:
+        return list(servers)  # they already run; the SSH step waits for them to answer
+
+    def ensure_bgp(self) -> BGPProject:
+        return BGPProject(local_asn=self.config.local_asn, password=self._password(),
+                          max_prefix=self.config.max_prefix)
+
+    def ensure_bgp_session(self, server: Server) -> BGPNeighbor:
+        return BGPNeighbor(
+            peer_ips=tuple(self.config.peers),
+            peer_asn=self.config.peer_asn,
+            local_asn=self.config.local_asn,
+            local_ip=server.ipv6,
+            multihop=self.config.multihop,
+            password=self._password(),
+            routes_in=(self.config.block,),
+        )
+
+    def ensure_bgp_sessions(self, servers: Sequence[Server]) -> dict[str, BGPNeighbor]:
+        return {s.hostname: self.ensure_bgp_session(s) for s in servers}
+
+    def find_block(self) -> IPv6Network:
+        return self.config.block
+
+    def delete_servers(self, servers: Sequence[Server]) -> None:
+        if servers:
+            names = ", ".join(s.hostname for s in servers)
+            console.progress("static", None, f"servers are not deleted with the static provider: {names} keep running")
