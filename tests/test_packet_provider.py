@@ -477,3 +477,20 @@ def test_the_token_never_reaches_output_or_errors(api, clock, capsys, caplog, mo
         assert TOKEN not in text
         assert PASSWORD not in text
         assert "PRIVATE KEY" not in text
+
+
+def test_the_plan_lists_the_calls_provisioning_makes(api, provider):
+    """`v6kube plan` shows provider calls; they must be the ones the provider really makes."""
+    import re
+
+    from v6kube.providers import planned_calls
+
+    provision(provider, specs_for())
+    made = set()
+    for record in api.recorded():
+        path = re.sub(r"^/projects/[^/]+", "/projects/{project}", record.path)
+        path = re.sub(r"^/devices/[^/]+", "/devices/{id}", path)
+        made.add((record.method, path + ("?types=public_ipv6" if "types" in record.query else "")))
+    planned = {(c["method"], c["path"]) for c in planned_calls(packet_cluster(api.project_id))}
+    assert planned <= made
+    assert {m for m in made if m[0] == "POST"} <= planned  # no POST the plan does not announce

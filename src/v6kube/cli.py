@@ -72,8 +72,6 @@ def _parse_block(text: str | None, source: str):
 
 
 def _show_plan(the_plan) -> None:
-    from v6kube import planner
-
     a, c = the_plan.addresses, the_plan.cluster
     console.data(f"cluster {c.name}: {len(c.nodes)} nodes on provider {c.provider.type}, "
                  f"Kubernetes {c.kubernetes.version}, Calico {c.calico.version}")
@@ -96,7 +94,9 @@ def _show_plan(the_plan) -> None:
 
     console.table("Phases of create", ["#", "phase", "what it does"],
                   [(i + 1, p.name, p.summary) for i, p in enumerate(CREATE_PHASES)])
-    calls = planner.provider_calls(the_plan)
+    from v6kube.providers import planned_calls
+
+    calls = planned_calls(c)
     if calls:
         console.table("Provider API calls", ["method", "path", "purpose"],
                       [(x["method"], x["path"], x["purpose"]) for x in calls])

@@ -112,6 +112,10 @@ class ServerError(ProviderError):
     pass
 
 
+class ConnectionFailed(ProviderError):
+    """No HTTP answer: connection refused or reset, or a timeout. A POST may still have happened."""
+
+
 class ProvisioningFailed(ProviderError):
     """A server ended in a failed state or did not become ready before the deadline."""
 

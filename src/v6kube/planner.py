@@ -18,6 +18,7 @@ from v6kube.addressing import AddressPlan, NodeAddress
 from v6kube.config import Cluster, PacketProvider, StaticProvider
 from v6kube.errors import ConfigError, Problem
 from v6kube.phases import CREATE_PHASES
+from v6kube.providers import planned_calls
 from v6kube.redact import Secret
 
 # What the Packet API would tell us, assumed offline (reference/metal-api.md sections 3.8 and 4).
@@ -201,28 +202,6 @@ def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str,
 # --- the plan document ----------------------------------------------------------------------
 
 
-def provider_calls(plan: ClusterPlan) -> list[dict[str, str]]:
-    """The provider API calls create makes, in order (find-then-create: POSTs only for what is missing)."""
-    provider = plan.cluster.provider
-    if not isinstance(provider, PacketProvider):
-        return []
-    p = "{project}"
-    calls = [
-        ("GET", f"/projects/{p}/bgp-config", "is BGP enabled for the project?"),
-        ("POST", f"/projects/{p}/bgp-configs", "enable Local BGP (only when not enabled)"),
-        ("GET", f"/projects/{p}/ssh-keys", "find the SSH key by fingerprint"),
-        ("POST", f"/projects/{p}/ssh-keys", "add the SSH key (only when missing)"),
-        ("GET", f"/projects/{p}/devices", "find the cluster's servers by hostname and tag"),
-    ]
-    calls += [("POST", f"/projects/{p}/devices", f"create {n.name} (only when missing)") for n in plan.cluster.nodes]
-    calls.append(("GET", f"/projects/{p}/devices", "poll until every server is active (one list per interval)"))
-    for n in plan.cluster.nodes:
-        calls.append(("POST", "/devices/{id}/bgp/sessions", f"IPv6 BGP session for {n.name}"))
-        calls.append(("GET", "/devices/{id}/bgp/neighbors", f"BGP neighbours of {n.name}"))
-    calls.append(("GET", f"/projects/{p}/ips?types=public_ipv6", f"the project's IPv6 /56 in metro {provider.metro}"))
-    return [{"method": m, "path": path, "purpose": why} for m, path, why in calls]
-
-
 def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
     c = plan.cluster
     return {
@@ -242,7 +221,7 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
         },
         "nodes": [{"name": n.name, "role": n.role} for n in c.nodes],
         "phases": [{"name": p.name, "summary": p.summary} for p in CREATE_PHASES],
-        "provider_calls": provider_calls(plan),
+        "provider_calls": planned_calls(c),
         "project": getattr(c.provider, "project", None),
         "assumed": plan.assumed,
         "placeholders": {

@@ -29,3 +29,12 @@ def make_provider(cluster: Cluster, **options: Any) -> Provider:
 
         return static.StaticProvider(cluster, environ=options.get("environ"))
     raise UsageError(f"unknown provider type {kind!r}")
+
+
+def planned_calls(cluster: Cluster) -> list[dict[str, str]]:
+    """The provider API calls `create` would make, for `v6kube plan` (none for static)."""
+    if cluster.provider.type == "packet":
+        from v6kube.providers import packet
+
+        return packet.planned_calls(cluster)
+    return []

@@ -90,6 +90,9 @@ class Provider(Protocol):
     def ensure_bgp_session(self, server: Server) -> BGPNeighbor:
         """Make sure the server has an IPv6 BGP session and return its neighbour facts."""
 
+    def ensure_bgp_sessions(self, servers: Sequence[Server]) -> dict[str, BGPNeighbor]:
+        """ensure_bgp_session for many servers at once; neighbour facts by hostname."""
+
     def find_block(self) -> IPv6Network:
         """The IPv6 block the cluster may announce (a /56 on Packet)."""
 

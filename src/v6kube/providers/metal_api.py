@@ -27,6 +27,7 @@ import v6kube
 from v6kube import console
 from v6kube.errors import (
     AuthenticationError,
+    ConnectionFailed,
     NotFound,
     PermissionDenied,
     ProviderError,
@@ -43,9 +44,6 @@ PAGE_SIZE = 100  # the API's default is 10; 100 is within every resource's docum
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD", "DELETE"})  # DELETE converges: a repeat gets 404 = gone
 
-
-class ConnectionFailed(ProviderError):
-    """No HTTP answer: connection refused or reset, or a timeout. A POST may still have happened."""
 
 
 def token_from_env(environ: Mapping[str, str] | None = None) -> Secret:

@@ -585,3 +585,22 @@ def from_cluster(cluster: Cluster, *, client: MetalClient | None = None,
         client = MetalClient(token_from_env(env), url, **dict(client_options or {}))
     options.setdefault("ssh_private_key_path", cluster.ssh.private_key)
     return PacketProvider(cluster.name, cluster.provider, client, environ=environ, **options)
+
+
+def planned_calls(cluster: Cluster) -> list[dict[str, str]]:
+    """The API calls create makes, in order, for `v6kube plan` (POSTs only for what is missing)."""
+    p, metro = "{project}", cluster.provider.metro
+    calls = [
+        ("GET", f"/projects/{p}/bgp-config", "is BGP enabled for the project?"),
+        ("POST", f"/projects/{p}/bgp-configs", "enable Local BGP (only when not enabled)"),
+        ("GET", f"/projects/{p}/ssh-keys", "find the SSH key by fingerprint"),
+        ("POST", f"/projects/{p}/ssh-keys", "add the SSH key (only when missing)"),
+        ("GET", f"/projects/{p}/devices", "find the cluster's servers by hostname and tag"),
+    ]
+    calls += [("POST", f"/projects/{p}/devices", f"create {n.name} (only when missing)") for n in cluster.nodes]
+    calls.append(("GET", f"/projects/{p}/devices", "poll until every server is active (one list per interval)"))
+    for n in cluster.nodes:
+        calls.append(("POST", "/devices/{id}/bgp/sessions", f"IPv6 BGP session for {n.name} (only when missing)"))
+        calls.append(("GET", "/devices/{id}/bgp/neighbors", f"BGP neighbours of {n.name}"))
+    calls.append(("GET", f"/projects/{p}/ips?types=public_ipv6", f"the project's IPv6 /56 in metro {metro}"))
+    return [{"method": m, "path": path, "purpose": why} for m, path, why in calls]
