@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
+from v6kube.errors import UsageError
 from v6kube.redact import Secret
 
 CONTROL_PLANE = "control-plane"
@@ -70,6 +71,17 @@ class ProviderFacts:
     bgp: BGPProject
     servers: tuple[Server, ...] = ()
     neighbors: dict[str, BGPNeighbor] = field(default_factory=dict)  # by hostname
+
+
+def password_from_env(variable: str | None, environ: Mapping[str, str]) -> Secret | None:
+    """The BGP password from the variable the cluster file names (provider.bgp_password_env)."""
+    if not variable:
+        return None
+    value = environ.get(variable)
+    if not value:
+        raise UsageError(f"environment variable {variable} (provider.bgp_password_env) is not set",
+                         hint=f"export {variable}=<the BGP MD5 password>, or remove bgp_password_env")
+    return Secret(value)
 
 
 class Provider(Protocol):

@@ -32,7 +32,8 @@ from v6kube.config import Cluster
 from v6kube.config import PacketProvider as PacketConfig
 from v6kube.errors import NotFound, PermissionDenied, ProviderError, ProvisioningFailed, RateLimited, \
     ServerError, Unprocessable, UsageError
-from v6kube.providers.base import CONTROL_PLANE, WORKER, BGPNeighbor, BGPProject, Server, ServerSpec
+from v6kube.providers.base import CONTROL_PLANE, WORKER, BGPNeighbor, BGPProject, Server, ServerSpec, \
+    password_from_env
 from v6kube.providers.hostkeys import key_blob, md5_fingerprint
 from v6kube.providers.metal_api import ConnectionFailed, MetalClient, base_url_from, token_from_env
 from v6kube.redact import Secret
@@ -419,15 +420,10 @@ class PacketProvider:
     # --- BGP -----------------------------------------------------------------------------------
 
     def _wanted_password(self) -> Secret | None:
-        variable = self.config.bgp_password_env
-        if not variable:
-            return None
-        value = self.environ.get(variable)
-        if not value:
-            raise UsageError(f"environment variable {variable} (provider.bgp_password_env) is not set",
-                             hint=f"export {variable}=<BGP MD5 password>, or remove bgp_password_env")
-        validate_md5_password(value, variable)
-        return Secret(value)
+        password = password_from_env(self.config.bgp_password_env, self.environ)
+        if password is not None:
+            validate_md5_password(password.reveal(), self.config.bgp_password_env)
+        return password
 
     def _bgp_config(self) -> dict | None:
         """The project's BGP config when enabled. The GET answers 200 even when unset (pitfall 2)."""

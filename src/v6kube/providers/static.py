@@ -15,7 +15,7 @@ from v6kube import console
 from v6kube.config import Cluster, Node
 from v6kube.config import StaticProvider as StaticConfig
 from v6kube.errors import UsageError
-from v6kube.providers.base import BGPNeighbor, BGPProject, Server, ServerSpec
+from v6kube.providers.base import BGPNeighbor, BGPProject, Server, ServerSpec, password_from_env
 from v6kube.redact import Secret
 
 
@@ -47,14 +47,7 @@ class StaticProvider:
         return f"StaticProvider(cluster={self.cluster.name!r})"
 
     def _password(self) -> Secret | None:
-        variable = self.config.bgp_password_env
-        if not variable:
-            return None
-        value = self.environ.get(variable)
-        if not value:
-            raise UsageError(f"environment variable {variable} (provider.bgp_password_env) is not set",
-                             hint=f"export {variable}=<the BGP password your router expects>, or remove bgp_password_env")
-        return Secret(value)
+        return password_from_env(self.config.bgp_password_env, self.environ)
 
     def find_servers(self) -> list[Server]:
         return [server_from_node(node) for node in self.cluster.nodes]
