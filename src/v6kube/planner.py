@@ -176,6 +176,7 @@ def prepare_spec(plan: ClusterPlan, node: NodeAddress):
 
     return PrepareSpec(
         node=node.name,
+        os_id_hint=getattr(plan.cluster.provider, "operating_system", None),  # static: found on the node
         kubernetes_minor=plan.cluster.kubernetes.version,
         resolvers=tuple(plan.cluster.kubernetes.dns_resolvers),
         gateway=node.gateway,
