@@ -149,5 +149,9 @@ class UnsupportedOS(V6kubeError):
     pass
 
 
+class NodeNotConverged(V6kubeError):
+    """A node still differs from what was wanted after its preparation steps ran."""
+
+
 class Interrupted(V6kubeError):
     exit_code = 130

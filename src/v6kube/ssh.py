@@ -1,0 +1,714 @@
+"""SSH to the nodes: one connection per node, pinned host keys, sudo, timeouts, a log per node.
+
+The only module that uses paramiko (imported lazily: it costs ~150 ms that `--help` should not pay).
+
+- Host keys are pinned: the key from provisioning or the cluster file is the only one accepted.
+  Trust on first use only when asked for; the key seen is then readable as `connection.host_key`.
+- Addresses are `ipaddress` objects handed to the socket as bare literals, never "host:port".
+- Every command has a timeout; its output goes line by line to the node's log file and, with
+  --debug, to the console. Registered secrets and the ones passed to `run(secrets=...)` are masked.
+- A non-root user runs everything through `sudo -n`; a user that would need a password is refused
+  with SudoPasswordRequired when the connection opens, before anything runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import logging
+import posixpath
+import secrets as random_tokens
+import shlex
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Protocol
+
+from v6kube import console
+from v6kube.errors import HostKeyMismatch, RemoteCommandFailed, SSHError, SudoPasswordRequired
+from v6kube.redact import MASK, Secret, redact, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    import paramiko
+
+    from v6kube.config import SSH, Cluster
+
+AddressFamily = Literal["auto", "ipv6", "ipv4"]
+
+# paramiko logs banner and reset errors through `logging`; without a handler Python's last-resort
+# handler would print them to stderr, around the console. We report those errors ourselves.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+# Errors that mean "the server is not up yet" (booting, sshd restarting): try again until the deadline.
+RETRY_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.EHOSTDOWN,
+    errno.EPIPE,
+}
+ATTEMPT_TIMEOUT = 20.0  # one TCP connect + SSH handshake
+MAX_RETRY_DELAY = 5.0
+MAX_RERUNS = 3  # an idempotent command whose connection dropped is run again at most this often
+
+
+# --- host keys ------------------------------------------------------------------------------
+
+
+def _key_blob(host_key: str) -> tuple[str, bytes]:
+    parts = host_key.split()
+    if len(parts) < 2:
+        raise SSHError(f"not an SSH public key: {host_key!r}", hint='expected "ssh-ed25519 AAAA..."')
+    try:
+        return parts[0], base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise SSHError(f"not an SSH public key (bad base64): {host_key!r}") from None
+
+
+def fingerprint(host_key: str) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key line, e.g. "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"."""
+    _, blob = _key_blob(host_key)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def describe_key(host_key: str) -> str:
+    return f"{host_key.split()[0]} {fingerprint(host_key)}"
+
+
+def same_key(a: str, b: str) -> bool:
+    """Whether two key lines hold the same key (the blob names the type; comments are ignored)."""
+    return _key_blob(a)[1] == _key_blob(b)[1]
+
+
+def _key_types_for(host_key: str) -> list[str]:
+    """Host key algorithms to offer first, so a server with several keys shows the pinned one."""
+    key_type = host_key.split()[0]
+    if key_type == "ssh-rsa":
+        return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    return [key_type]
+
+
+# --- targets and options --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One node to connect to."""
+
+    node: str
+    address: IPv6Address
+    host_key: str | None = None  # pinned "ssh-ed25519 AAAA..."; None: only with trust_on_first_use
+    public_ipv4: IPv4Address | None = None  # used with address_family ipv4, or auto without IPv6
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    user: str = "root"
+    port: int = 22
+    private_key: Path | None = None  # None: the SSH agent's keys
+    address_family: AddressFamily = "auto"
+    trust_on_first_use: bool = False
+    connect_timeout: float = 900.0  # deadline for a booting server to answer
+    command_timeout: float = 1800.0
+    keepalive: int = 15
+    log_dir: Path | None = None  # the state directory's logs/: one <node>.log each
+
+    @classmethod
+    def from_config(cls, ssh: SSH, log_dir: Path | None = None) -> SSHOptions:
+        key = Path(ssh.private_key).expanduser() if ssh.private_key else None
+        return cls(user=ssh.user, port=ssh.port, private_key=key, address_family=ssh.address_family,
+                   trust_on_first_use=ssh.trust_on_first_use, connect_timeout=ssh.connect_timeout,
+                   command_timeout=ssh.command_timeout, log_dir=log_dir)
+
+
+def targets_for(cluster: Cluster, servers: Iterable[Any] = (),
+                host_keys: Mapping[str, str] | None = None) -> list[Target]:
+    """The SSH targets for a cluster's nodes.
+
+    Addresses come from the cluster file (static) or the provider's servers (`hostname`, `ipv6`,
+    `ipv4_public`, `host_public_key`). The pinned key is, in order: the cluster file's host_key,
+    the one recorded in the state (`host_keys`), the one the provider installed.
+    """
+    by_name = {server.hostname: server for server in servers}
+    recorded = host_keys or {}
+    targets = []
+    for node in cluster.nodes:
+        server = by_name.get(node.name)
+        address = node.address or (server.ipv6 if server else None)
+        if address is None:
+            raise SSHError(f"{node.name}: no IPv6 address known for this node",
+                           hint="the provider has not reported it yet; run the provision phase first")
+        host_key = node.host_key or recorded.get(node.name) or (server.host_public_key if server else None)
+        public_ipv4 = node.public_ipv4 or (server.ipv4_public if server else None)
+        targets.append(Target(node.name, address, host_key, public_ipv4))
+    return targets
+
+
+def _where(address: IPv6Address | IPv4Address, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def has_route(address: IPv6Address | IPv4Address) -> bool:
+    """Whether this machine has a route to `address` (a UDP connect looks the route up, sends nothing)."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((str(address), 9))
+        except OSError as exc:
+            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                return False
+            raise
+    return True
+
+
+def choose_address(target: Target, family: AddressFamily) -> IPv6Address | IPv4Address:
+    """The address to dial: IPv6 unless told otherwise, or unless `auto` finds no IPv6 route here."""
+    if family == "ipv4" or (family == "auto" and target.public_ipv4 is not None and not has_route(target.address)):
+        if target.public_ipv4 is None:
+            raise SSHError(f"{target.node}: ssh.address_family is ipv4 but the node has no public IPv4 address")
+        return target.public_ipv4
+    return target.address
+
+
+# --- results and the protocol the rest of v6kube uses -----------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    node: str
+    command: str  # as shown in logs: secrets masked
+    exit_status: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class Connection(Protocol):
+    """What node operations need from a connection to one node."""
+
+    node: str
+
+    @property
+    def host_key(self) -> str | None:
+        """The host key the server presented ("ssh-ed25519 AAAA..."), once connected."""
+
+    def run(self, command: str, *, phase: str = "ssh", timeout: float | None = None, check: bool = True,
+            secrets: Iterable[str | Secret] = (), idempotent: bool = False,
+            log_output: bool = True) -> CommandResult:
+        """Run a shell command as root (through `sudo -n` for other users)."""
+
+    def upload(self, data: bytes | str, path: str, *, mode: int = 0o644, owner: str = "root",
+               group: str = "root", phase: str = "ssh") -> None:
+        """Write a file atomically (temp name in the same directory, then rename)."""
+
+    def download(self, path: str, *, phase: str = "ssh") -> bytes:
+        """Read a file (as root)."""
+
+    def close(self) -> None: ...
+
+
+class _Dropped(Exception):
+    """The transport died while a command ran."""
+
+
+class _LineStream:
+    """Collects a stream's bytes and hands on each complete line."""
+
+    def __init__(self, on_line):
+        self._pending = b""
+        self._chunks: list[bytes] = []
+        self._on_line = on_line
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            self._on_line(line.decode("utf-8", "replace"))
+
+    def finish(self) -> str:
+        if self._pending:
+            self._on_line(self._pending.decode("utf-8", "replace"))
+            self._pending = b""
+        return b"".join(self._chunks).decode("utf-8", "replace")
+
+
+# --- the paramiko implementation ---------------------------------------------------------------
+
+
+class SSHConnection:
+    """One node's connection, reused across steps and reopened when the transport dropped."""
+
+    _keys_lock = threading.Lock()
+    _loaded_keys: dict[Path, Any] = {}
+
+    def __init__(self, target: Target, options: SSHOptions):
+        self.node = target.node
+        self.target = target
+        self.options = options
+        self._pinned = target.host_key
+        self._seen: str | None = None
+        self._transport: paramiko.Transport | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._address: IPv6Address | IPv4Address | None = None
+        self._sudo_checked = False
+        self._lock = threading.RLock()
+        self._log_lock = threading.Lock()
+        self._log_path = options.log_dir / f"{target.node}.log" if options.log_dir else None
+        if self._pinned is not None:
+            _key_blob(self._pinned)  # a malformed pinned key is an error before any connect
+
+    # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def host_key(self) -> str | None:
+        return self._seen
+
+    @property
+    def is_root(self) -> bool:
+        return self.options.user == "root"
+
+    @property
+    def address(self) -> IPv6Address | IPv4Address | None:
+        return self._address
+
+    def open(self, phase: str = "ssh") -> SSHConnection:
+        """Connect, waiting (until the connect deadline) for a server that is still booting."""
+        with self._lock:
+            self._ensure_transport(phase)
+        return self
+
+    def run(self, command: str, *, phase: str = "ssh", timeout: float | None = None, check: bool = True,
+            secrets: Iterable[str | Secret] = (), idempotent: bool = False,
+            log_output: bool = True) -> CommandResult:
+        masks = _secret_values(secrets)
+        shown = _mask(command, masks)
+        reruns = 0
+        while True:
+            with self._lock:
+                self._ensure_transport(phase)
+                try:
+                    result = self._exec(self._wrap(command), shown, phase, timeout, masks, log_output)
+                    break
+                except _Dropped:
+                    self._discard_transport()
+                    if not idempotent or reruns >= MAX_RERUNS:
+                        raise SSHError(f"{self.node}: the connection dropped while running: {shown}; "
+                                       "it may or may not have finished",
+                                       hint="run v6kube again: its steps check first, so repeating them is safe") from None
+                    reruns += 1
+                    self._note(phase, f"connection dropped; reconnecting to run it again: {shown}", loud=True)
+        if not self.is_root and result.exit_status == 1 and "password is required" in result.stderr:
+            raise self._sudo_error()
+        if check and not result.ok:
+            output = _mask(result.stderr.strip() or result.stdout.strip(), masks)
+            raise RemoteCommandFailed(self.node, shown, result.exit_status, output)
+        return result
+
+    def upload(self, data: bytes | str, path: str, *, mode: int = 0o644, owner: str = "root",
+               group: str = "root", phase: str = "ssh") -> None:
+        payload = data.encode() if isinstance(data, str) else data
+        directory, name = posixpath.split(path)
+        token = random_tokens.token_hex(6)
+        # Same directory as the target, so the final rename is atomic; a sudo user can only
+        # write its own files, so it stages in /tmp and root moves the file into place.
+        staging = f"{directory}/.{name}.v6kube-{token}" if self.is_root else f"/tmp/.v6kube-upload-{token}"
+        self._log(f"[{phase}] upload {path} ({len(payload)} bytes, mode {mode:04o}, {owner}:{group})")
+        self._put(payload, staging, directory, phase)
+        q = shlex.quote
+        if self.is_root:
+            place = (f"chown {q(owner)}:{q(group)} {q(staging)} && chmod {mode:04o} {q(staging)} "
+                     f"&& mv -f {q(staging)} {q(path)}")
+        else:
+            final_tmp = f"{directory}/.{name}.v6kube-{token}"
+            place = (f"mkdir -p {q(directory)} && install -m {mode:04o} -o {q(owner)} -g {q(group)} "
+                     f"{q(staging)} {q(final_tmp)} && mv -f {q(final_tmp)} {q(path)}; "
+                     f"status=$?; rm -f {q(staging)}; exit $status")
+        self.run(place, phase=phase, idempotent=True)
+
+    def download(self, path: str, *, phase: str = "ssh") -> bytes:
+        if self.is_root:
+            for attempt in (1, 2):
+                with self._lock:
+                    self._ensure_transport(phase)
+                    try:
+                        with self._sftp_client().open(path, "rb") as remote:
+                            return remote.read()
+                    except FileNotFoundError:
+                        raise SSHError(f"{self.node}: {path}: no such file") from None
+                    except (EOFError, OSError, _paramiko().SSHException):
+                        if self._transport is not None and self._transport.is_active():
+                            raise
+                        self._discard_transport()
+                        if attempt == 2:
+                            raise SSHError(f"{self.node}: the connection dropped while reading {path}") from None
+        result = self.run(f"base64 < {shlex.quote(path)}", phase=phase, idempotent=True, log_output=False)
+        return base64.b64decode(result.stdout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._discard_transport()
+
+    def __enter__(self) -> SSHConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SSHConnection({self.node!r}, {self.options.user}@{self.target.address})"
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def _ensure_transport(self, phase: str) -> paramiko.Transport:
+        if self._transport is not None and self._transport.is_active():
+            return self._transport
+        if self._transport is not None:
+            self._discard_transport()
+            self._note(phase, "connection lost; reconnecting")
+        self._transport = self._connect_until_deadline(phase)
+        if not self.is_root and not self._sudo_checked:
+            self._check_sudo(phase)
+        return self._transport
+
+    def _connect_until_deadline(self, phase: str) -> paramiko.Transport:
+        address = choose_address(self.target, self.options.address_family)
+        self._address = address
+        where = _where(address, self.options.port)
+        timeout = self.options.connect_timeout
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        waited = False
+        while True:
+            attempt_timeout = max(1.0, min(ATTEMPT_TIMEOUT, deadline - time.monotonic()))
+            try:
+                transport = self._handshake(address, attempt_timeout)
+                break
+            except _NotUpYet as exc:
+                if time.monotonic() + delay >= deadline:
+                    raise SSHError(f"{self.node}: no SSH answer on {where} within {timeout:g} s ({exc})",
+                                   hint="check that the server is up and that this machine can reach it; "
+                                   "ssh.connect_timeout sets how long to wait") from None
+                if not waited:
+                    self._note(phase, f"waiting for SSH on {where} ({exc})", loud=True)
+                    waited = True
+                else:
+                    self._note(phase, f"still waiting for SSH on {where} ({exc})")
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+        self._note(phase, f"connected to {where} as {self.options.user}")
+        return transport
+
+    def _handshake(self, address: IPv6Address | IPv4Address, attempt_timeout: float) -> paramiko.Transport:
+        paramiko = _paramiko()
+        where = _where(address, self.options.port)
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(attempt_timeout)
+        try:
+            sock.connect((str(address), self.options.port))  # the bare literal, never "host:port"
+        except OSError as exc:
+            sock.close()
+            if isinstance(exc, socket.timeout) or exc.errno in RETRY_ERRNOS:
+                raise _NotUpYet(_reason(exc)) from None
+            if exc.errno == errno.ENETUNREACH:
+                raise SSHError(f"{self.node}: no route from this machine to {where}",
+                               hint="this machine has no IPv6 route there; set ssh.address_family to auto "
+                               "or ipv4 and give the node's public_ipv4") from None
+            raise SSHError(f"{self.node}: cannot connect to {where}: {exc.strerror or exc}") from None
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = attempt_timeout
+        transport.handshake_timeout = attempt_timeout
+        transport.auth_timeout = attempt_timeout
+        if self._pinned is not None:
+            options = transport.get_security_options()
+            preferred = [t for t in _key_types_for(self._pinned) if t in options.key_types]
+            options.key_types = preferred + [t for t in options.key_types if t not in preferred]
+        try:
+            try:
+                transport.start_client(timeout=attempt_timeout)
+                server_key = transport.get_remote_server_key()
+                seen = f"{server_key.get_name()} {server_key.get_base64()}"
+                self._check_host_key(seen, where)  # before authenticating: a wrong server gets nothing
+                self._authenticate(transport, where)
+            except paramiko.AuthenticationException as exc:
+                raise SSHError(f"{self.node}: {self.options.user}@{where} refused our key ({exc})",
+                               hint="check ssh.user and ssh.private_key, or the keys in the SSH agent") from None
+            except paramiko.ssh_exception.IncompatiblePeer as exc:
+                raise SSHError(f"{self.node}: {where}: no common SSH algorithms ({exc})") from None
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise _NotUpYet(_reason(exc)) from None
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(self.options.keepalive)
+        self._seen = seen
+        if self._pinned is None:
+            self._pinned = seen  # first use: from now on (reconnects) this key is the only one accepted
+        return transport
+
+    def _check_host_key(self, seen: str, where: str) -> None:
+        if self._pinned is None:
+            if not self.options.trust_on_first_use:
+                raise SSHError(f"{self.node}: no pinned host key for {where}; refusing to connect "
+                               f"(the server offered {describe_key(seen)})",
+                               hint="set the node's host_key in the cluster file, or set "
+                               "ssh.trust_on_first_use: true to record the first key seen")
+            console.warn(f"{self.node}: trusting host key {describe_key(seen)} on first use")
+            self._log(f"trusting host key {describe_key(seen)} on first use")
+            return
+        if not same_key(self._pinned, seen):
+            self._log(f"host key mismatch: pinned {describe_key(self._pinned)}, offered {describe_key(seen)}")
+            raise HostKeyMismatch(self.node, describe_key(self._pinned), describe_key(seen))
+
+    def _authenticate(self, transport: paramiko.Transport, where: str) -> None:
+        paramiko = _paramiko()
+        if self.options.private_key is not None:
+            keys = [self._private_key(self.options.private_key)]
+        else:
+            keys = list(paramiko.Agent().get_keys())
+            if not keys:
+                raise SSHError(f"{self.node}: no private key configured and the SSH agent holds no keys",
+                               hint="set ssh.private_key, or add a key to the agent (ssh-add)")
+        for key in keys:
+            try:
+                transport.auth_publickey(self.options.user, key)
+                return
+            except paramiko.BadAuthenticationType:
+                raise
+            except paramiko.AuthenticationException:
+                continue
+        raise paramiko.AuthenticationException(f"tried {len(keys)} key(s)")
+
+    @classmethod
+    def _private_key(cls, path: Path) -> Any:
+        paramiko = _paramiko()
+        with cls._keys_lock:
+            if path not in cls._loaded_keys:
+                try:
+                    cls._loaded_keys[path] = paramiko.PKey.from_path(path)
+                except paramiko.PasswordRequiredException:
+                    raise SSHError(f"the private key {path} is protected by a passphrase",
+                                   hint="load it into the SSH agent and set ssh.private_key: null") from None
+                except (OSError, paramiko.SSHException) as exc:
+                    raise SSHError(f"cannot read the private key {path}: {exc}") from None
+            return cls._loaded_keys[path]
+
+    def _check_sudo(self, phase: str) -> None:
+        result = self._exec("sudo -n true", "sudo -n true", phase, 60.0, (), True)
+        if result.ok:
+            self._sudo_checked = True
+            return
+        if "password is required" in result.stderr:
+            raise self._sudo_error()
+        raise SSHError(f"{self.node}: {self.options.user} cannot use sudo: "
+                       f"{result.stderr.strip() or f'exit status {result.exit_status}'}",
+                       hint="connect as root, or give this user passwordless sudo")
+
+    def _sudo_error(self) -> SudoPasswordRequired:
+        user = self.options.user
+        return SudoPasswordRequired(
+            f"{self.node}: user {user} needs a password for sudo; v6kube runs commands with `sudo -n` "
+            "and never types a password",
+            hint=f"allow passwordless sudo, e.g. '{user} ALL=(ALL) NOPASSWD:ALL' in /etc/sudoers.d/{user}, "
+            "or connect as root")
+
+    def _discard_transport(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # the transport is gone anyway
+                pass
+            self._sftp = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def _wrap(self, command: str) -> str:
+        if self.is_root:
+            return command
+        return f"sudo -n -- sh -c {shlex.quote(command)}"
+
+    def _exec(self, wrapped: str, shown: str, phase: str, timeout: float | None,
+              masks: tuple[str, ...], log_output: bool) -> CommandResult:
+        transport = self._transport
+        assert transport is not None
+        limit = timeout if timeout is not None else self.options.command_timeout
+        started = time.monotonic()
+        self._log(f"[{phase}] $ {shown}")
+        console.debug(f"[{phase}] {self.node}: $ {shown}")
+
+        def emitter(mark: str):
+            def emit(line: str) -> None:
+                if log_output:
+                    line = _mask(line, masks)
+                    self._log(f"[{phase}] {mark} {line}")
+                    console.debug(f"[{phase}] {self.node}: {line}")
+            return emit
+
+        out, err = _LineStream(emitter("|")), _LineStream(emitter("!"))
+        try:
+            channel = transport.open_session(timeout=ATTEMPT_TIMEOUT)
+            channel.exec_command(wrapped)
+            channel.shutdown_write()
+        except (EOFError, OSError, _paramiko().SSHException):
+            if not transport.is_active():
+                raise _Dropped() from None
+            raise
+        try:
+            channel.settimeout(0.05)
+            stdout_done = False
+            while True:
+                if not stdout_done:
+                    try:
+                        data = channel.recv(65536)
+                        if data:
+                            out.feed(data)
+                        else:
+                            stdout_done = True
+                    except socket.timeout:
+                        pass
+                while channel.recv_stderr_ready():
+                    err.feed(channel.recv_stderr(65536))
+                if stdout_done and channel.exit_status_ready() and not channel.recv_stderr_ready():
+                    break
+                if time.monotonic() - started > limit:
+                    self._log(f"[{phase}] timed out after {limit:g} s")
+                    raise SSHError(f"{self.node}: command timed out after {limit:g} s: {shown}",
+                                   hint="the node may be slow or stuck; ssh.command_timeout sets the limit")
+                if stdout_done:
+                    channel.status_event.wait(0.05)
+            status = channel.exit_status
+        finally:
+            channel.close()
+        stdout, stderr = out.finish(), err.finish()
+        seconds = time.monotonic() - started
+        if status == -1 and not transport.is_active():
+            self._log(f"[{phase}] connection dropped after {seconds:.1f} s")
+            raise _Dropped()
+        self._log(f"[{phase}] exit {status} ({seconds:.1f} s)")
+        return CommandResult(self.node, shown, status, stdout, stderr, seconds)
+
+    def _put(self, payload: bytes, staging: str, directory: str, phase: str) -> None:
+        paramiko = _paramiko()
+        for attempt in (1, 2, 3):
+            with self._lock:
+                self._ensure_transport(phase)
+                try:
+                    sftp = self._sftp_client()
+                    try:
+                        remote = sftp.open(staging, "wb")
+                    except FileNotFoundError:
+                        # The target directory does not exist yet (only for root, who stages there).
+                        self.run(f"mkdir -p {shlex.quote(directory)}", phase=phase, idempotent=True)
+                        remote = sftp.open(staging, "wb")
+                    with remote:
+                        remote.chmod(0o600)  # may be secret: nobody else reads it while it is staged
+                        remote.write(payload)
+                    return
+                except (EOFError, OSError, paramiko.SSHException) as exc:
+                    if self._transport is not None and self._transport.is_active():
+                        raise SSHError(f"{self.node}: cannot write {staging}: {exc}") from None
+                    self._discard_transport()
+                    if attempt == 3:
+                        raise SSHError(f"{self.node}: the connection kept dropping while uploading {staging}") from None
+                    self._note(phase, "connection dropped during an upload; reconnecting", loud=True)
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            assert self._transport is not None
+            self._sftp = _paramiko().SFTPClient.from_transport(self._transport)
+        return self._sftp
+
+    # -- logging ----------------------------------------------------------------------------------
+
+    def _note(self, phase: str, message: str, *, loud: bool = False) -> None:
+        self._log(f"[{phase}] {message}")
+        if loud:
+            console.progress(phase, self.node, message)
+        else:
+            console.debug(f"[{phase}] {self.node}: {message}")
+
+    def _log(self, line: str) -> None:
+        if self._log_path is None:
+            return
+        stamp = datetime.now().astimezone().isoformat(timespec="milliseconds")
+        with self._log_lock:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self._log_path.open("a", encoding="utf-8") as log:
+                log.write(f"{stamp} {redact(line)}\n")
+
+
+class _NotUpYet(Exception):
+    """Refused, reset, timed out, no banner: the server may still be booting."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _paramiko():
+    import paramiko
+
+    return paramiko
+
+
+def _secret_values(secrets: Iterable[str | Secret]) -> tuple[str, ...]:
+    values = []
+    for secret in secrets:
+        value = secret.reveal() if isinstance(secret, Secret) else str(secret)
+        if value:
+            register(value)
+            values.append(value)
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def _mask(text: str, masks: tuple[str, ...]) -> str:
+    for value in masks:
+        text = text.replace(value, MASK)
+    return redact(text)
+
+
+# --- opening connections for a cluster ---------------------------------------------------------
+
+
+def connect(target: Target, options: SSHOptions, *, phase: str = "ssh") -> SSHConnection:
+    """Open a connection to one node, waiting until the connect deadline while it boots."""
+    return SSHConnection(target, options).open(phase)
+
+
+def open_connections(targets: Iterable[Target], options: SSHOptions, *,
+                     phase: str = "ssh") -> dict[str, SSHConnection]:
+    """Connect to every target at once. On any failure the others are closed and the first error
+    (in the targets' order) is raised."""
+    targets = list(targets)
+    if not targets:
+        return {}
+    connections = {t.node: SSHConnection(t, options) for t in targets}
+    with ThreadPoolExecutor(max_workers=min(32, len(targets)), thread_name_prefix="ssh") as pool:
+        futures = {name: pool.submit(conn.open, phase) for name, conn in connections.items()}
+    errors = [future.exception() for future in futures.values() if future.exception() is not None]
+    if errors:
+        for conn in connections.values():
+            conn.close()
+        raise errors[0]
+    return connections

@@ -1,0 +1,32 @@
+# Checks used by the steps: each is true when what it names already holds on this node.
+# (nodeops.py decides the same things in Python from the facts it reads; keep the two in step.)
+file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
+nonempty() { [ -s "$1" ]; }
+sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
+module_loaded() {
+  lsmod 2>/dev/null | awk 'NR > 1 { print $1 }' | grep -qx "$1" ||
+    grep -qsx ".*/$1\.ko" "/lib/modules/$(uname -r)/modules.builtin"
+}
+# shellcheck disable=SC2016 # dpkg-query's own ${...} format fields
+package_installed() {
+  case "$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null)" in
+    "installed $2"*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+package_held() { apt-mark showhold 2>/dev/null | grep -qx "$1"; }
+swap_is_off() {
+  [ "$(awk 'NR > 1' /proc/swaps | wc -l)" -eq 0 ] &&
+    ! awk '$1 !~ /^#/ && $3 == "swap"' /etc/fstab 2>/dev/null | grep -q .
+}
+unit_is() { [ "$(systemctl is-enabled "$1" 2>/dev/null)" = "$2" ]; }
+route_via() { ip -6 route show "$1" 2>/dev/null | grep -qF " via $2 "; }
+resolved_in_use() {
+  case "$(readlink /etc/resolv.conf 2>/dev/null)" in
+    *run/systemd/resolve/*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+nameservers_are() {
+  [ "$(awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null)" = "$(printf '%s\n' "$@")" ]
+}

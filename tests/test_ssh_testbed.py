@@ -1,0 +1,246 @@
+"""ssh against real OpenSSH servers in the testbed (IPv6-only network namespaces)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import tempfile
+import threading
+import time
+from ipaddress import IPv6Address
+
+import paramiko
+import pytest
+
+from testbed.lab import target_for
+from v6kube import console
+from v6kube.errors import HostKeyMismatch, RemoteCommandFailed, SSHError, SudoPasswordRequired
+from v6kube.redact import Secret
+from v6kube.ssh import connect, describe_key, open_connections
+
+pytestmark = pytest.mark.testbed
+
+
+def other_key(kind: str = "ed25519") -> str:
+    """A host key nobody uses (paramiko cannot generate ed25519 keys, ssh-keygen can)."""
+    if kind == "rsa":
+        rsa = paramiko.RSAKey.generate(2048)
+        return f"{rsa.get_name()} {rsa.get_base64()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{tmp}/k"], check=True)
+        return " ".join(open(f"{tmp}/k.pub").read().split()[:2])
+
+
+def test_connect_run_and_log(lab, new_node, ssh_options, capsys, monkeypatch):
+    node = new_node()
+    monkeypatch.setattr(console, "debug_enabled", True)
+    with connect(target_for(node), ssh_options) as conn:
+        result = conn.run("hostname; echo to-stderr >&2; ip -6 -br addr show dev eth0", phase="test")
+    assert result.ok
+    assert result.stdout.splitlines()[0] == node.name  # its own UTS namespace
+    assert str(node.address) in result.stdout
+    assert result.stderr == "to-stderr\n"
+    assert conn.host_key == node.host_key
+    log = (ssh_options.log_dir / f"{node.name}.log").read_text()
+    assert f"[test] | {node.name}" in log and "[test] ! to-stderr" in log and "[test] exit 0" in log
+    assert f"[test] {node.name}: to-stderr" in capsys.readouterr().err  # streamed at debug level
+
+
+def test_secrets_are_masked_in_logs_and_errors(lab, new_node, ssh_options, capsys, monkeypatch):
+    node = new_node()
+    monkeypatch.setattr(console, "debug_enabled", True)
+    token = "abcdef.0123456789abcdef"
+    short = "pw9"  # too short for the global registry, still masked where it was passed
+    with connect(target_for(node), ssh_options) as conn:
+        conn.run(f"echo joining with {token} {short}", secrets=[token, short])
+        with pytest.raises(RemoteCommandFailed) as failure:
+            conn.run(f"echo {token} >&2; exit 3", secrets=[Secret(token)])
+    message = str(failure.value)
+    assert failure.value.exit_status == 3 and token not in message and "***" in message
+    log = (ssh_options.log_dir / f"{node.name}.log").read_text()
+    assert token not in log and f" {short}" not in log and "joining with *** ***" in log
+    assert token not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
+def test_host_key_mismatch_is_refused_and_nothing_runs(lab, new_node, ssh_options, kind):
+    node = new_node()
+    before = lab.etc_hash(node)
+    wrong = other_key(kind)
+    target = target_for(node, host_key=wrong)
+    with pytest.raises(HostKeyMismatch) as mismatch:
+        connect(target, ssh_options).run("touch /etc/should-not-exist; apt-get update")
+    error = mismatch.value
+    assert error.expected == describe_key(wrong) and error.got == describe_key(node.host_key)
+    assert "SHA256:" in str(error) and "nothing was run" in str(error)
+    assert lab.calls(node) == []
+    assert lab.etc_hash(node) == before
+    assert "Accepted publickey" not in node.sshd_log.read_text()  # we never even authenticated
+
+
+def test_no_pinned_key_without_trust_on_first_use_is_refused(lab, new_node, ssh_options):
+    node = new_node()
+    with pytest.raises(SSHError, match="no pinned host key") as refused:
+        connect(target_for(node, host_key=None), ssh_options)
+    assert describe_key(node.host_key) in str(refused.value)
+    assert "Accepted publickey" not in node.sshd_log.read_text()
+
+
+def test_trust_on_first_use_records_the_key_and_then_pins_it(lab, new_node, ssh_options):
+    node = new_node()
+    options = dataclasses.replace(ssh_options, trust_on_first_use=True)
+    conn = connect(target_for(node, host_key=None), options)
+    assert conn.host_key == node.host_key  # the caller records this in the state
+    conn.run("true")
+    # The server gets a new key (reinstalled, or someone in the middle): the reconnect is refused.
+    lab.stop_sshd(node)
+    lab.kill_sessions(node)
+    key = node.dir / "ssh_host_ed25519_key"
+    key.unlink()
+    key.with_suffix(".pub").unlink()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    lab.start_sshd(node)
+    with pytest.raises(HostKeyMismatch):
+        conn.run("true")
+    conn.close()
+
+
+def test_a_late_sshd_is_waited_for(lab, new_node, ssh_options):
+    node = new_node(start_sshd=False)
+    starter = threading.Timer(1.5, lab.start_sshd, args=[node])
+    started = time.monotonic()
+    starter.start()
+    try:
+        with connect(target_for(node), ssh_options) as conn:
+            waited = time.monotonic() - started
+            assert conn.run("hostname").stdout.strip() == node.name
+    finally:
+        starter.join()
+    assert waited >= 1.4
+    assert "waiting for SSH" in (ssh_options.log_dir / f"{node.name}.log").read_text()
+
+
+def test_connect_gives_up_at_the_deadline(lab, new_node, ssh_options):
+    node = new_node(start_sshd=False)
+    options = dataclasses.replace(ssh_options, connect_timeout=1.5)
+    started = time.monotonic()
+    with pytest.raises(SSHError, match=r"no SSH answer on \[.*\]:22 within 1.5 s \(connection refused\)"):
+        connect(target_for(node), options)
+    assert 1.0 < time.monotonic() - started < 5
+
+
+def test_a_connection_dropped_mid_command_is_retried(lab, new_node, ssh_options):
+    node = new_node()
+    conn = connect(target_for(node), ssh_options)
+    command = "echo run >> /etc/drop-test.runs; sleep 1.5; echo done >> /etc/drop-test.done"
+
+    def drop():
+        time.sleep(0.5)
+        assert lab.kill_sessions(node) >= 1
+
+    dropper = threading.Thread(target=drop)
+    dropper.start()
+    result = conn.run(command, idempotent=True)
+    dropper.join()
+    assert result.ok
+    assert lab.read_file(node, "/etc/drop-test.runs") == "run\nrun\n"
+    assert "connection dropped" in (ssh_options.log_dir / f"{node.name}.log").read_text()
+    conn.close()
+
+
+def test_a_dropped_command_that_is_not_idempotent_is_not_run_again(lab, new_node, ssh_options):
+    node = new_node()
+    conn = connect(target_for(node), ssh_options)
+    threading.Timer(0.5, lab.kill_sessions, args=[node]).start()
+    with pytest.raises(SSHError, match="dropped while running.*may or may not have finished"):
+        conn.run("echo run >> /etc/once.runs; sleep 1.5")
+    time.sleep(1.2)
+    assert lab.read_file(node, "/etc/once.runs") == "run\n"
+    assert conn.run("true").ok  # and the connection comes back for the next command
+    conn.close()
+
+
+def test_reconnects_transparently_when_the_transport_dropped_between_commands(lab, new_node, ssh_options):
+    node = new_node()
+    conn = connect(target_for(node), ssh_options)
+    conn.run("true")
+    lab.stop_sshd(node)  # a restart: the old session dies, the server comes back a moment later
+    lab.kill_sessions(node)
+    threading.Timer(0.8, lab.start_sshd, args=[node]).start()
+    time.sleep(0.1)
+    assert conn.run("hostname").stdout.strip() == node.name
+    conn.close()
+
+
+def test_every_command_has_a_timeout(lab, new_node, ssh_options):
+    node = new_node()
+    with connect(target_for(node), ssh_options) as conn:
+        started = time.monotonic()
+        with pytest.raises(SSHError, match="timed out after 0.5 s"):
+            conn.run("sleep 5", timeout=0.5)
+        assert time.monotonic() - started < 2
+        assert conn.run("echo still usable").ok
+
+
+def test_upload_is_atomic_with_mode_and_owner(lab, new_node, ssh_options):
+    node = new_node()
+    with connect(target_for(node), ssh_options) as conn:
+        conn.upload("first\n", "/etc/v6kube/new-dir/file.conf", mode=0o640, owner="root", group="daemon")
+        conn.upload(b"second\n", "/etc/v6kube/new-dir/file.conf", mode=0o600)
+        assert conn.download("/etc/v6kube/new-dir/file.conf") == b"second\n"
+    listing = lab.node_exec(node, "stat -c '%a %U %G' /etc/v6kube/new-dir/file.conf; ls -A /etc/v6kube/new-dir").stdout
+    assert listing == "600 root root\nfile.conf\n"  # no temp files left behind
+    with connect(target_for(node), ssh_options) as conn:
+        conn.upload("x\n", "/etc/v6kube/grouped", mode=0o640, group="daemon")
+    assert lab.node_exec(node, "stat -c '%a %U %G' /etc/v6kube/grouped").stdout == "640 root daemon\n"
+
+
+def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options):
+    node = new_node()
+    lab.add_user(node, "ops", uid=2001, sudo="ALL=(ALL) NOPASSWD:ALL")
+    options = dataclasses.replace(ssh_options, user="ops")
+    with connect(target_for(node), options) as conn:
+        assert conn.run("id -un").stdout == "root\n"
+        assert conn.run("command -v apt-get").stdout.strip() == str(node.bin_dir / "apt-get")
+        conn.upload("via sudo\n", "/etc/v6kube/sudo.conf", mode=0o640, group="daemon")
+        assert conn.download("/etc/v6kube/sudo.conf") == b"via sudo\n"
+    assert lab.node_exec(node, "stat -c '%a %U %G' /etc/v6kube/sudo.conf").stdout == "640 root daemon\n"
+    assert lab.node_exec(node, "ls /tmp/.v6kube-upload-* 2>/dev/null | wc -l").stdout.strip() == "0"
+
+
+def test_a_sudo_user_that_needs_a_password_gets_a_clear_error(lab, new_node, ssh_options):
+    node = new_node()
+    lab.add_user(node, "alice", uid=2002, sudo="ALL=(ALL) ALL")
+    options = dataclasses.replace(ssh_options, user="alice")
+    with pytest.raises(SudoPasswordRequired) as refused:
+        connect(target_for(node), options).run("apt-get update")
+    assert "alice needs a password for sudo" in str(refused.value)
+    assert "NOPASSWD" in refused.value.hint
+    assert lab.calls(node) == []
+
+
+def test_auto_address_family_uses_ipv4_without_an_ipv6_route(lab, new_node, ssh_options):
+    node = new_node(ipv4=True)
+    unroutable = IPv6Address("fd6b:7636:dead::1")  # no route to this from the test's namespace
+    target = dataclasses.replace(target_for(node), address=unroutable)
+    with connect(target, ssh_options) as conn:
+        assert conn.address == node.ipv4
+        assert conn.run("hostname").stdout.strip() == node.name
+    with pytest.raises(SSHError, match="no route from this machine"):
+        connect(target, dataclasses.replace(ssh_options, address_family="ipv6"))
+    with connect(target_for(node), ssh_options) as conn:  # with a route, IPv6 is used
+        assert conn.address == node.address
+
+
+def test_open_connections_to_several_nodes(lab, new_node, ssh_options):
+    nodes = [new_node() for _ in range(3)]
+    connections = open_connections([target_for(n) for n in nodes], ssh_options)
+    try:
+        assert {name: c.run("hostname").stdout.strip() for name, c in connections.items()} == {
+            n.name: n.name for n in nodes}
+    finally:
+        for c in connections.values():
+            c.close()
+    bad = [target_for(nodes[0]), target_for(nodes[1], host_key=other_key())]
+    with pytest.raises(HostKeyMismatch, match=nodes[1].name):
+        open_connections(bad, ssh_options)

@@ -1,0 +1,54 @@
+"""pytest fixtures for the testbed. In CI (CI=true) a testbed that cannot run is a failure, not a skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from testbed.lab import Lab, missing_prerequisites
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """A lab (bridge + BIRD router) for the whole session; tests add their own nodes."""
+    problems = missing_prerequisites()
+    if problems:
+        message = "testbed unavailable: " + "; ".join(problems)
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    the_lab = Lab.create()
+    try:
+        yield the_lab
+    finally:
+        the_lab.close()
+
+
+@pytest.fixture
+def ssh_options(lab: Lab, tmp_path: Path):
+    """SSH options for the lab's nodes: the lab's client key, short deadlines, logs in tmp_path/logs."""
+    from v6kube.ssh import SSHOptions
+
+    return SSHOptions(private_key=lab.client_key, port=22, connect_timeout=15, command_timeout=120,
+                      log_dir=tmp_path / "logs")
+
+
+@pytest.fixture
+def new_node(lab: Lab):
+    """A factory for fresh nodes (Lab.add_node arguments); they are removed after the test."""
+    created = []
+
+    def make(**kwargs):
+        node = lab.add_node(**kwargs)
+        created.append(node)
+        return node
+
+    yield make
+    for node in created:
+        lab.remove_node(node)
