@@ -75,6 +75,8 @@ class PrepareSpec:
     containerd_major: int = 2
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", self.node):
+            raise UsageError(f"node name {self.node!r} is not a DNS label")
         if not re.fullmatch(r"1\.\d+", self.kubernetes_minor):
             raise UsageError(f"{self.node}: Kubernetes minor must look like 1.33, got {self.kubernetes_minor!r}")
         if self.containerd_major != 2:
@@ -787,7 +789,7 @@ def step_script(result: StepResult) -> str:
 def check_script(step: Step) -> str:
     """A step's shell check as a script (helpers included): exit 0 when there is nothing to do,
     3 when the step does not apply, 1 otherwise."""
-    condition = f"if ! {step.applies}; then exit 3; fi\n" if step.applies else ""
+    condition = f"if {step.applies}; then :; else exit 3; fi\n" if step.applies else ""
     return render("node/helpers.sh") + condition + f"if {step.check}; then exit 0; fi\nexit 1\n"
 
 

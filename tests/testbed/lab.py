@@ -17,6 +17,7 @@ Every process the lab starts is killed by PID on close(), as are all processes l
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import secrets
@@ -40,6 +41,7 @@ ROUTER_ASN = 65530
 NODE_ASN = 65000
 SSHD = "/usr/sbin/sshd"
 REQUIRED_COMMANDS = ("ip", SSHD, "ssh-keygen", "bird", "unshare", "nsenter")
+_SESSIONS_IN_USE: set[int] = set()
 
 OS_RELEASES = {
     "debian-12": None,  # the host's own /etc/os-release (this machine runs Debian 12)
@@ -112,6 +114,7 @@ class Node:
     address: IPv6Address
     dir: Path
     os: str
+    resolved: bool = False  # /etc/resolv.conf is systemd-resolved's stub
     ipv4: IPv4Address | None = None
     holder: subprocess.Popen | None = None
     sshd: subprocess.Popen | None = None
@@ -138,6 +141,7 @@ class Node:
 class Lab:
     root: Path
     token: str
+    session: int
     lan: IPv6Network
     gateway: IPv6Address
     runner_address: IPv6Address
@@ -151,18 +155,26 @@ class Lab:
     _links: list[str] = field(default_factory=list)
     _count: int = 0
     _ipv4_ready: bool = False
+    _closed: bool = False
 
     # -- building ---------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls) -> Lab:
+    def create(cls, session: int | None = None) -> Lab:
+        """A new lab. Its addresses come from `session` (default: this process's PID), so that
+        labs in different test runs never share a prefix; pass a number for fixed addresses."""
         token = f"{os.getpid() % 0x10000:04x}{secrets.token_hex(1)}"
-        session = int(token[:4], 16)
+        if session is None:  # from the PID, and distinct from the other labs of this process
+            session = os.getpid() % 0xFFFF + 1
+            while session in _SESSIONS_IN_USE:
+                session = session % 0xFFFF + 1
+        _SESSIONS_IN_USE.add(session)
         lan = IPv6Network(f"fd6b:7636:{session:x}:1::/64")
         root = Path(tempfile.mkdtemp(prefix=f"v6k-testbed-{os.getpid()}-"))
-        lab = cls(root=root, token=token, lan=lan, gateway=lan[1], runner_address=lan[0xfe],
+        lab = cls(root=root, token=token, session=session, lan=lan, gateway=lan[1], runner_address=lan[0xfe],
                   peers=(IPv6Address(f"fd6b:7636:{session:x}:ffff::e"), IPv6Address(f"fd6b:7636:{session:x}:ffff::f")),
                   bridge=f"v6kb{token}", client_key=root / "client_ed25519")
+        atexit.register(lab.close)  # in case a caller forgets; close() runs only once
         try:
             lab._start()
         except BaseException:
@@ -236,7 +248,8 @@ protocol bgp nodes {{
         index = self._count
         name = name or f"n{index}"
         directory = self.root / "nodes" / name
-        node = Node(name=name, ns=self._new_ns(name), address=self.lan[0x10 + index], dir=directory, os=os_name)
+        node = Node(name=name, ns=self._new_ns(name), address=self.lan[0x10 + index], dir=directory, os=os_name,
+                    resolved=resolved)
         for sub in ("etc-upper", "etc-work", "home"):
             (directory / sub).mkdir(parents=True)
         install_stubs(node.bin_dir, node.state_dir)
@@ -419,8 +432,11 @@ Subsystem sftp internal-sftp
         self.node_exec(node, "for k in all default; do sysctl -qw net.ipv6.conf.$k.forwarding=0 "
                              "net.ipv6.conf.$k.accept_ra=1; done")
         self.node_exec(node, "for f in /etc/sysctl.d/*v6kube*.conf; do [ -f \"$f\" ] && sysctl -q -p \"$f\"; done; true")
-        self.node_exec(node, "for w in /etc/systemd/system/*.wants/*; do [ -e \"$w\" ] || continue; "
-                             "exe=$(sed -n 's/^ExecStart=//p' \"$w\" | head -n 1); [ -n \"$exe\" ] && sh -c \"$exe\"; done; true")
+        # Only units the node enabled itself (links in its upper dir): /etc/systemd/system on the
+        # host also holds the host's own units (sshd, bird, ...), which must not start in a node.
+        for link in sorted(node.etc_upper.glob("systemd/system/*.wants/*")):
+            unit = f"/etc/systemd/system/{link.name}"
+            self.node_exec(node, f"exe=$(sed -n 's/^ExecStart=//p' {shlex.quote(unit)} | head -n 1); sh -c \"$exe\"")
 
     def add_user(self, node: Node, user: str, *, uid: int, sudo: str | None) -> None:
         """A login user in the node's own /etc (passwd, shadow, group, sudoers.d); `sudo` is the
@@ -450,6 +466,7 @@ Subsystem sftp internal-sftp
         if node.ns in self._namespaces:
             self._namespaces.remove(node.ns)
         self.nodes.pop(node.name, None)
+        shutil.rmtree(node.dir, ignore_errors=True)
 
     # -- teardown ---------------------------------------------------------------------------------
 
@@ -475,6 +492,10 @@ Subsystem sftp internal-sftp
                 time.sleep(0.02)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         for node in list(self.nodes.values()):
             try:
                 self.remove_node(node)
@@ -493,6 +514,7 @@ Subsystem sftp internal-sftp
             _run(["ip", "link", "del", link])
         self._links.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+        _SESSIONS_IN_USE.discard(self.session)
 
     def __enter__(self) -> Lab:
         return self

@@ -1,0 +1,94 @@
+"""The rendered prepare.sh: valid bash, clean under shellcheck, every step in it, values quoted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from v6kube.errors import UnsupportedOS, UsageError
+from v6kube.nodeops import SUPPORTED_OS, OSRelease, PrepareSpec, render_prepare_script, steps_for
+
+HINTS = {"ubuntu_22_04": "ubuntu-22.04", "ubuntu_24_04": "ubuntu-24.04", "debian_12": "debian-12", None: None}
+
+
+def spec(hint: str | None) -> PrepareSpec:
+    return PrepareSpec(node="cp1", os_id_hint=hint, kubernetes_minor="1.33",
+                       resolvers=("2001:4860:4860::8888", "2001:4860:4860::8844"),
+                       gateway="2604:1380:4641:c500::1", peers=("fc00::e", "fc00::f"))
+
+
+@pytest.fixture(params=list(HINTS), ids=lambda h: h or "any-os")
+def script(request, tmp_path: Path) -> tuple[str | None, Path]:
+    path = tmp_path / "prepare.sh"
+    path.write_text(render_prepare_script(spec(request.param)))
+    return request.param, path
+
+
+def test_bash_accepts_it(script):
+    _, path = script
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shellcheck_finds_nothing(script):
+    if shutil.which("shellcheck") is None:
+        pytest.fail("shellcheck is not installed (apt-get install shellcheck)")
+    _, path = script
+    errors = subprocess.run(["shellcheck", "-S", "error", str(path)], capture_output=True, text=True)
+    assert errors.returncode == 0, errors.stdout
+    everything = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)  # info level too
+    assert everything.returncode == 0, everything.stdout
+
+
+def test_it_has_every_step_and_strict_mode(script):
+    hint, path = script
+    text = path.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "\nset -euo pipefail\n" in text
+    keys = [HINTS[hint]] if hint else list(SUPPORTED_OS)
+    for key in keys:
+        for step in steps_for(spec(hint), OSRelease.from_key(key)):
+            assert f"\n# --- {step.name}: " in text
+            assert step.check in text
+            for command in step.commands:
+                assert command in text
+
+
+def test_one_os_or_every_supported_one():
+    only = render_prepare_script(spec("ubuntu_24_04"))
+    assert "https://download.docker.com/linux/ubuntu noble stable" in only
+    assert "jammy" not in only and "bookworm" not in only
+    assert "  ubuntu-24.04) ;;" in only  # the OS guard at the top
+    anyos = render_prepare_script(spec(None))
+    for line in ("linux/ubuntu jammy stable", "linux/ubuntu noble stable", "linux/debian bookworm stable"):
+        assert line in anyos
+    assert "  ubuntu-22.04|ubuntu-24.04|debian-12) ;;" in anyos
+    assert "case \"$os\" in\n  ubuntu-22.04)" in anyos  # the OS-specific step branches at run time
+
+
+def test_values_are_quoted_and_sysctl_applies_only_its_file():
+    text = render_prepare_script(spec("debian_12"))
+    assert "sysctl --system" not in text
+    assert "sysctl -p /etc/sysctl.d/90-v6kube.conf" in text
+    assert "ip -6 route replace fc00::e/128 via 2604:1380:4641:c500::1" in text
+    assert "'containerd.io=2.*' 'kubelet=1.33.*' 'kubeadm=1.33.*' 'kubectl=1.33.*'" in text
+    assert "apt-mark hold kubelet kubeadm kubectl" in text
+    assert "[plugins.'\"'\"'io.containerd.cri.v1.runtime'\"'\"'.containerd.runtimes.runc.options]" in text
+    assert "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /" in text
+
+
+def test_a_spec_that_could_break_the_script_is_refused():
+    with pytest.raises(UsageError, match="not a DNS label"):
+        PrepareSpec(node="cp1\nrm -rf /", os_id_hint="debian_12", kubernetes_minor="1.33",
+                    resolvers=("2001:4860:4860::8888",), gateway="fe80::1", peers=("fc00::e",))
+    with pytest.raises(UsageError, match="must look like 1.33"):
+        PrepareSpec(node="cp1", os_id_hint=None, kubernetes_minor="1.33; reboot",
+                    resolvers=("2001:4860:4860::8888",), gateway="fe80::1", peers=("fc00::e",))
+    with pytest.raises(ValueError):
+        PrepareSpec(node="cp1", os_id_hint=None, kubernetes_minor="1.33",
+                    resolvers=("2001:4860:4860::8888",), gateway="fe80::1 && reboot", peers=("fc00::e",))
+    with pytest.raises(UnsupportedOS):
+        render_prepare_script(spec("centos_7"))
