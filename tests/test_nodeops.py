@@ -139,7 +139,7 @@ def test_write_file_writes_exactly_the_content(content):
 
 def spec(**changes) -> PrepareSpec:
     values = dict(node="n1", os_id_hint=None, kubernetes_minor="1.33", resolvers=("2001:4860:4860::8888",),
-                  gateway="fe80::1", peers=("fc00::e", "fc00::f"))
+                  gateway="2001:db8:0:1::1", peers=("fc00::e", "fc00::f"))
     values.update(changes)
     return PrepareSpec(**values)
 
@@ -147,7 +147,7 @@ def spec(**changes) -> PrepareSpec:
 def test_spec_parses_addresses():
     s = spec(resolvers=["2001:4860:4860:0::8888"], peers=["FC00::E"])
     assert s.resolvers == (IPv6Address("2001:4860:4860::8888"),) and s.peers == (IPv6Address("fc00::e"),)
-    assert s.gateway == IPv6Address("fe80::1")
+    assert s.gateway == IPv6Address("2001:db8:0:1::1")
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -155,6 +155,8 @@ def test_spec_parses_addresses():
     ({"kubernetes_minor": "v1.33"}, "must look like 1.33"),
     ({"resolvers": ()}, "at least one IPv6 resolver"),
     ({"resolvers": ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4")}, "at most 3"),
+    ({"gateway": "fe80::1"}, "link-local"),
+    ({"node": "Node_1"}, "not a DNS label"),
 ])
 def test_spec_refuses_what_it_cannot_do(changes, message):
     with pytest.raises(UsageError, match=message):

@@ -280,7 +280,7 @@ def plan_node_for(lab, node, options):
         close_all(connections)
 
 
-def test_prepare_through_a_sudo_user(lab, new_node, ssh_options):
+def test_prepare_through_a_sudo_user(lab, new_node, ssh_options, sudo_installed):
     node = new_node(os_name="ubuntu-22.04")
     lab.add_user(node, "ops", uid=2001, sudo="ALL=(ALL) NOPASSWD:ALL")
     options = dataclasses.replace(ssh_options, user="ops")

@@ -83,12 +83,12 @@ def test_values_are_quoted_and_sysctl_applies_only_its_file():
 def test_a_spec_that_could_break_the_script_is_refused():
     with pytest.raises(UsageError, match="not a DNS label"):
         PrepareSpec(node="cp1\nrm -rf /", os_id_hint="debian_12", kubernetes_minor="1.33",
-                    resolvers=("2001:4860:4860::8888",), gateway="fe80::1", peers=("fc00::e",))
+                    resolvers=("2001:4860:4860::8888",), gateway="2001:db8::1", peers=("fc00::e",))
     with pytest.raises(UsageError, match="must look like 1.33"):
         PrepareSpec(node="cp1", os_id_hint=None, kubernetes_minor="1.33; reboot",
-                    resolvers=("2001:4860:4860::8888",), gateway="fe80::1", peers=("fc00::e",))
+                    resolvers=("2001:4860:4860::8888",), gateway="2001:db8::1", peers=("fc00::e",))
     with pytest.raises(ValueError):
         PrepareSpec(node="cp1", os_id_hint=None, kubernetes_minor="1.33",
-                    resolvers=("2001:4860:4860::8888",), gateway="fe80::1 && reboot", peers=("fc00::e",))
+                    resolvers=("2001:4860:4860::8888",), gateway="2001:db8::1 && reboot", peers=("fc00::e",))
     with pytest.raises(UnsupportedOS):
         render_prepare_script(spec("centos_7"))

@@ -195,7 +195,7 @@ def test_upload_is_atomic_with_mode_and_owner(lab, new_node, ssh_options):
     assert lab.node_exec(node, "stat -c '%a %U %G' /etc/v6kube/grouped").stdout == "640 root daemon\n"
 
 
-def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options):
+def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options, sudo_installed):
     node = new_node()
     lab.add_user(node, "ops", uid=2001, sudo="ALL=(ALL) NOPASSWD:ALL")
     options = dataclasses.replace(ssh_options, user="ops")
@@ -208,7 +208,7 @@ def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options):
     assert lab.node_exec(node, "ls /tmp/.v6kube-upload-* 2>/dev/null | wc -l").stdout.strip() == "0"
 
 
-def test_a_sudo_user_that_needs_a_password_gets_a_clear_error(lab, new_node, ssh_options):
+def test_a_sudo_user_that_needs_a_password_gets_a_clear_error(lab, new_node, ssh_options, sudo_installed):
     node = new_node()
     lab.add_user(node, "alice", uid=2002, sudo="ALL=(ALL) ALL")
     options = dataclasses.replace(ssh_options, user="alice")

@@ -85,6 +85,9 @@ class PrepareSpec:
         object.__setattr__(self, "resolvers", tuple(IPv6Address(str(r)) for r in self.resolvers))
         object.__setattr__(self, "peers", tuple(IPv6Address(str(p)) for p in self.peers))
         object.__setattr__(self, "gateway", IPv6Address(str(self.gateway)))
+        if self.gateway.is_link_local:
+            raise UsageError(f"{self.node}: the gateway {self.gateway} is link-local; routes via it would need "
+                             "an interface name, give the gateway's global address")
         if not self.resolvers:
             raise UsageError(f"{self.node}: at least one IPv6 resolver is needed")
         if not 1 <= len(self.resolvers) <= 3:
@@ -344,7 +347,7 @@ def split_gathered(output: str) -> dict[str, str]:
 
 
 def gather_raw_facts(conn: Any, *, phase: str = "prepare") -> dict[str, str]:
-    result = conn.run(gather_script(), phase=phase, idempotent=True, log_output=False)
+    result = conn.run(gather_script(), phase=phase, idempotent=True)
     return split_gathered(result.stdout)
 
 

@@ -109,6 +109,11 @@ class Target:
     host_key: str | None = None  # pinned "ssh-ed25519 AAAA..."; None: only with trust_on_first_use
     public_ipv4: IPv4Address | None = None  # used with address_family ipv4, or auto without IPv6
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", IPv6Address(str(self.address)))
+        if self.public_ipv4 is not None:
+            object.__setattr__(self, "public_ipv4", IPv4Address(str(self.public_ipv4)))
+
 
 @dataclass(frozen=True)
 class SSHOptions:
@@ -157,22 +162,10 @@ def _where(address: IPv6Address | IPv4Address, port: int) -> str:
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
-def has_route(address: IPv6Address | IPv4Address) -> bool:
-    """Whether this machine has a route to `address` (a UDP connect looks the route up, sends nothing)."""
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((str(address), 9))
-        except OSError as exc:
-            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                return False
-            raise
-    return True
-
-
 def choose_address(target: Target, family: AddressFamily) -> IPv6Address | IPv4Address:
-    """The address to dial: IPv6 unless told otherwise, or unless `auto` finds no IPv6 route here."""
-    if family == "ipv4" or (family == "auto" and target.public_ipv4 is not None and not has_route(target.address)):
+    """The address to dial first: IPv6 unless told ipv4. (With `auto`, a connect that finds no
+    IPv6 route here, ENETUNREACH, moves on to the public IPv4 address if there is one.)"""
+    if family == "ipv4":
         if target.public_ipv4 is None:
             raise SSHError(f"{target.node}: ssh.address_family is ipv4 but the node has no public IPv4 address")
         return target.public_ipv4
@@ -335,8 +328,8 @@ class SSHConnection:
         else:
             final_tmp = f"{directory}/.{name}.v6kube-{token}"
             place = (f"mkdir -p {q(directory)} && install -m {mode:04o} -o {q(owner)} -g {q(group)} "
-                     f"{q(staging)} {q(final_tmp)} && mv -f {q(final_tmp)} {q(path)}; "
-                     f"status=$?; rm -f {q(staging)}; exit $status")
+                     f"{q(staging)} {q(final_tmp)} && mv -f {q(final_tmp)} {q(path)}")
+        place += f"; status=$?; rm -f {q(staging)}; exit $status"  # no staged copy is left behind
         self.run(place, phase=phase, idempotent=True)
 
     def download(self, path: str, *, phase: str = "ssh") -> bytes:
@@ -397,6 +390,16 @@ class SSHConnection:
             try:
                 transport = self._handshake(address, attempt_timeout)
                 break
+            except _NoRoute:
+                fallback = self.target.public_ipv4
+                if self.options.address_family == "auto" and address.version == 6 and fallback is not None:
+                    self._note(phase, f"no IPv6 route to {where}; using the public IPv4 address {fallback}")
+                    address = self._address = fallback
+                    where = _where(address, self.options.port)
+                    continue
+                raise SSHError(f"{self.node}: no route from this machine to {where}",
+                               hint="without IPv6 here, set ssh.address_family to auto or ipv4 and give "
+                               "the node's public_ipv4") from None
             except _NotUpYet as exc:
                 if time.monotonic() + delay >= deadline:
                     raise SSHError(f"{self.node}: no SSH answer on {where} within {timeout:g} s ({exc})",
@@ -425,9 +428,7 @@ class SSHConnection:
             if isinstance(exc, socket.timeout) or exc.errno in RETRY_ERRNOS:
                 raise _NotUpYet(_reason(exc)) from None
             if exc.errno == errno.ENETUNREACH:
-                raise SSHError(f"{self.node}: no route from this machine to {where}",
-                               hint="this machine has no IPv6 route there; set ssh.address_family to auto "
-                               "or ipv4 and give the node's public_ipv4") from None
+                raise _NoRoute(where) from None
             raise SSHError(f"{self.node}: cannot connect to {where}: {exc.strerror or exc}") from None
         # Commands are small request/response exchanges: without this, Nagle's algorithm and the
         # peer's delayed ACKs add ~40 ms to every channel open.
@@ -446,7 +447,7 @@ class SSHConnection:
                 server_key = transport.get_remote_server_key()
                 seen = f"{server_key.get_name()} {server_key.get_base64()}"
                 self._check_host_key(seen, where)  # before authenticating: a wrong server gets nothing
-                self._authenticate(transport, where)
+                self._authenticate(transport)
             except paramiko.AuthenticationException as exc:
                 raise SSHError(f"{self.node}: {self.options.user}@{where} refused our key ({exc})",
                                hint="check ssh.user and ssh.private_key, or the keys in the SSH agent") from None
@@ -477,7 +478,7 @@ class SSHConnection:
             self._log(f"host key mismatch: pinned {describe_key(self._pinned)}, offered {describe_key(seen)}")
             raise HostKeyMismatch(self.node, describe_key(self._pinned), describe_key(seen))
 
-    def _authenticate(self, transport: paramiko.Transport, where: str) -> None:
+    def _authenticate(self, transport: paramiko.Transport) -> None:
         paramiko = _paramiko()
         if self.options.private_key is not None:
             keys = [self._private_key(self.options.private_key)]
@@ -511,7 +512,10 @@ class SSHConnection:
             return cls._loaded_keys[path]
 
     def _check_sudo(self, phase: str) -> None:
-        result = self._exec("sudo -n true", "sudo -n true", phase, 60.0, (), True)
+        try:
+            result = self._exec("sudo -n true", "sudo -n true", phase, 60.0, (), True)
+        except _Dropped:
+            raise SSHError(f"{self.node}: the connection dropped while checking sudo") from None
         if result.ok:
             self._sudo_checked = True
             return
@@ -654,11 +658,15 @@ class SSHConnection:
         with self._log_lock:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             with self._log_path.open("a", encoding="utf-8") as log:
-                log.write(f"{stamp} {redact(line)}\n")
+                log.write(f"{stamp} {redact(line)}".replace("\n", "\n    ") + "\n")
 
 
 class _NotUpYet(Exception):
     """Refused, reset, timed out, no banner: the server may still be booting."""
+
+
+class _NoRoute(Exception):
+    """ENETUNREACH: this machine has no route to that address family."""
 
 
 def _reason(exc: BaseException) -> str:

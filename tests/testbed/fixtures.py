@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,19 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def unavailable(message: str) -> None:
+    """Skip, except in CI, where a testbed test that cannot run is a failure."""
+    if _in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def lab():
     """A lab (bridge + BIRD router) for the whole session; tests add their own nodes."""
     problems = missing_prerequisites()
     if problems:
-        message = "testbed unavailable: " + "; ".join(problems)
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("testbed unavailable: " + "; ".join(problems))
     the_lab = Lab.create()
     try:
         yield the_lab
@@ -52,3 +57,10 @@ def new_node(lab: Lab):
     yield make
     for node in created:
         lab.remove_node(node)
+
+
+@pytest.fixture
+def sudo_installed():
+    """The sudo tests log in as non-root users and need sudo (apt-get install sudo)."""
+    if shutil.which("sudo") is None:
+        unavailable("sudo is not installed (apt-get install sudo)")

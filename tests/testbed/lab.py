@@ -24,8 +24,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import tempfile
 import time
