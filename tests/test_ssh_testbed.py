@@ -120,6 +120,44 @@ def test_a_late_sshd_is_waited_for(lab, new_node, ssh_options):
     assert "waiting for SSH" in (ssh_options.log_dir / f"{node.name}.log").read_text()
 
 
+GARBLED_SERVER = r"""
+import socket, sys, time
+listener = socket.socket(socket.AF_INET6)
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((sys.argv[1], 22))
+listener.listen()
+listener.settimeout(0.1)
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:  # a port that answers but is not (yet) an SSH server
+    try:
+        conn, _ = listener.accept()
+    except socket.timeout:
+        continue
+    conn.sendall(b"booting...\r\n")
+    conn.close()
+"""
+
+
+def test_banner_errors_while_booting_are_retried(lab, new_node, ssh_options):
+    node = new_node(start_sshd=False)
+    garbled = lab.popen_in(node, ["python3", "-c", GARBLED_SERVER, str(node.address), "1.2"])
+
+    def then_sshd():
+        garbled.wait(10)
+        lab.start_sshd(node)
+
+    starter = threading.Thread(target=then_sshd)
+    starter.start()
+    time.sleep(0.3)  # the fake server listens before we connect
+    try:
+        with connect(target_for(node), ssh_options) as conn:
+            assert conn.run("hostname").stdout.strip() == node.name
+    finally:
+        starter.join()
+    log = (ssh_options.log_dir / f"{node.name}.log").read_text()
+    assert "waiting for SSH" in log and "banner" in log.lower()
+
+
 def test_connect_gives_up_at_the_deadline(lab, new_node, ssh_options):
     node = new_node(start_sshd=False)
     options = dataclasses.replace(ssh_options, connect_timeout=1.5)

@@ -388,6 +388,12 @@ Subsystem sftp internal-sftp
             raise RuntimeError(f"{node.name}: {command} failed ({result.returncode}): {result.stderr.strip()}")
         return result
 
+    def popen_in(self, node: Node, argv: list[str]) -> subprocess.Popen:
+        """Start a process inside the node (killed with the node's namespaces at the latest)."""
+        assert node.holder is not None
+        return subprocess.Popen(["nsenter", "-t", str(node.holder.pid), "-m", "-u", "-n", "--", *argv],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def read_file(self, node: Node, path: str) -> str | None:
         result = self.node_exec(node, f"cat {shlex.quote(path)}", check=False)
         return result.stdout if result.returncode == 0 else None
