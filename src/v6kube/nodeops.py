@@ -10,6 +10,19 @@
   guarded by its check. One list (`STEPS`) feeds both, so the script and `create` cannot drift apart.
 
 Every path written here is under /etc, and every value that reaches a shell goes through shlex.quote.
+
+Choices worth knowing:
+- containerd 2.x comes from Docker's apt repository (package containerd.io; keyring
+  /etc/apt/keyrings/docker.asc, list /etc/apt/sources.list.d/docker.list): Debian 12 and Ubuntu
+  ship containerd 1.x. Its config is written whole (version 3, SystemdCgroup = true).
+- kubelet, kubeadm and kubectl come from pkgs.k8s.io for the chosen minor and are held.
+- The /128 routes to the BGP peers are added live (`ip -6 route replace`) and restored at boot by
+  a oneshot unit, v6kube-peer-routes.service, running /etc/v6kube/peer-routes.sh: it works the
+  same under netplan (Ubuntu), ifupdown (Debian) and systemd-networkd, and retries while the
+  network comes up.
+- sysctls go to /etc/sysctl.d/90-v6kube.conf and only that file is applied (`sysctl -p FILE`).
+- Resolvers: a systemd-resolved drop-in when resolved owns /etc/resolv.conf, else the file itself,
+  rewritten in place (it may be a bind mount).
 """
 
 from __future__ import annotations
@@ -811,14 +824,6 @@ def apply(conn: Any, results: Sequence[StepResult], *, phase: str = "prepare") -
             raise RemoteCommandFailed(node, f"step {result.step}", exc.exit_status, exc.output) from None
 
 
-def prepare_node(conn: Any, spec: PrepareSpec, *, phase: str = "prepare") -> list[StepResult]:
-    """Facts -> plan -> apply -> verify for one node. Returns what was planned."""
-    results = plan_node(gather_facts(conn, phase=phase), spec)
-    apply(conn, results, phase=phase)
-    _verify(conn, spec, phase)
-    return results
-
-
 def _verify(conn: Any, spec: PrepareSpec, phase: str) -> None:
     left = [r for r in plan_node(gather_facts(conn, phase=phase), spec) if r.changed]
     if left:
@@ -843,18 +848,19 @@ def prepare_nodes(connections: Mapping[str, Any], specs: Mapping[str, PrepareSpe
         return {}
     workers = min(32, len(names))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
-        planned = _gather_all(pool, names, lambda n: plan_node(gather_facts(connections[n], phase=phase), specs[n]))
+        planned = _on_every_node(pool, names, lambda n: plan_node(gather_facts(connections[n], phase=phase), specs[n]))
 
         def run(name: str) -> list[StepResult]:
             apply(connections[name], planned[name], phase=phase)
-            _verify(connections[name], specs[name], phase)
+            if any(r.changed for r in planned[name]):  # nothing ran: the facts just read are still true
+                _verify(connections[name], specs[name], phase)
             console.progress(phase, name, "prepared")
             return planned[name]
 
-        return _gather_all(pool, names, run)
+        return _on_every_node(pool, names, run)
 
 
-def _gather_all(pool: ThreadPoolExecutor, names: list[str], work: Callable[[str], Any]) -> dict[str, Any]:
+def _on_every_node(pool: ThreadPoolExecutor, names: list[str], work: Callable[[str], Any]) -> dict[str, Any]:
     futures = {name: pool.submit(work, name) for name in names}
     results, errors = {}, []
     for name in names:

@@ -103,9 +103,9 @@ exit 0
 APT_MARK = r"""
 cmd=$1
 [ $# -gt 0 ] && shift
-mkdir -p "$STATE/holds"
 case "$cmd" in
   hold)
+    mkdir -p "$STATE/holds"
     for p in "$@"; do
       if [ ! -f "$STATE/dpkg/$p" ]; then echo "E: Unable to locate package $p" >&2; exit 100; fi
       if [ -f "$STATE/holds/$p" ]; then echo "$p was already set on hold."; else : > "$STATE/holds/$p"; echo "$p set on hold."; fi
@@ -113,7 +113,7 @@ case "$cmd" in
   unhold)
     for p in "$@"; do rm -f "$STATE/holds/$p"; echo "Canceled hold on $p."; done ;;
   showhold)
-    ls -1 "$STATE/holds" ;;
+    for p in "$STATE"/holds/*; do [ -e "$p" ] && echo "${p##*/}"; done ;;
 esac
 exit 0
 """
@@ -137,7 +137,7 @@ done
 status=0
 for p in $pkgs; do
   if [ -f "$STATE/dpkg/$p" ]; then
-    v=$(cat "$STATE/dpkg/$p")
+    read -r v < "$STATE/dpkg/$p"
     out=$(printf '%s' "$fmt" | sed -e "s/\${Package}/$p/g" -e "s/\${binary:Package}/$p/g" \
       -e "s/\${Version}/$v/g" -e 's/\${db:Status-Status}/installed/g' \
       -e 's/\${db:Status-Abbrev}/ii /g' -e 's/\${Status}/install ok installed/g')
@@ -164,10 +164,10 @@ for a in "$@"; do
        fi ;;
   esac
 done
-mkdir -p "$STATE/systemd/enabled" "$STATE/systemd/active"
+case "$cmd" in is-enabled|is-active) ;; *) mkdir -p "$STATE/systemd/enabled" "$STATE/systemd/active" ;; esac
 unit_file() { if [ -f "/etc/systemd/system/$1" ]; then echo "/etc/systemd/system/$1"; fi; }
 unit_exists() {
-  [ -n "$(unit_file "$1")" ] && return 0
+  [ -f "/etc/systemd/system/$1" ] && return 0
   case "$1" in
     swap.target|systemd-resolved.service|ssh.service) return 0 ;;
     containerd.service) [ -f "$STATE/dpkg/containerd.io" ] ;;
@@ -175,11 +175,10 @@ unit_exists() {
     *) return 1 ;;
   esac
 }
-masked() { [ "$(readlink "/etc/systemd/system/$1" 2>/dev/null)" = /dev/null ]; }
+masked() { [ -L "/etc/systemd/system/$1" ] && [ "$(readlink "/etc/systemd/system/$1")" = /dev/null ]; }
 enabled() {
-  f=$(unit_file "$1")
-  if [ -n "$f" ]; then
-    wanted_by=$(sed -n 's/^WantedBy=//p' "$f" | head -n 1)
+  if [ -f "/etc/systemd/system/$1" ]; then
+    wanted_by=$(sed -n 's/^WantedBy=//p' "/etc/systemd/system/$1")
     [ -n "$wanted_by" ] && [ -L "/etc/systemd/system/$wanted_by.wants/$1" ]
   else
     [ -f "$STATE/systemd/enabled/$1" ]
@@ -274,7 +273,7 @@ echo "Module                  Size  Used by"
 awk '{ printf "%-24s%7s  %s\n", $1, $2, $3 }' /proc/modules
 for m in "$STATE"/modules/*; do
   [ -e "$m" ] || continue
-  printf '%-24s%7s  %s\n' "$(basename "$m")" 16384 0
+  printf '%-24s%7s  %s\n' "${m##*/}" 16384 0
 done
 exit 0
 """
