@@ -9,3 +9,4 @@
   that cannot run is skipped, or fails when CI=true.
 
 Run the tests through tests/run-in-netns, so that nothing can leave the machine.
+"""
