@@ -140,6 +140,15 @@ def test_bgp_password_only_through_a_secret_with_rbac():
     assert text.count("Abcdef12345XyZ") == 1
 
 
+def test_bgp_peer_names_are_unique_and_valid():
+    import re
+
+    peers = [IPv6Address("2001:db8:1::e"), IPv6Address("2001:db8:2::e"), IPv6Address("fc00::e")]
+    names = {planner.bgp_peer_name("worker-10", p) for p in peers}
+    assert len(names) == 3
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", n) and len(n) <= 253 for n in names)
+
+
 def test_no_password_means_no_secret():
     plan = plan_for("minimal")
     plan = planner.ClusterPlan(plan.cluster, plan.addresses,

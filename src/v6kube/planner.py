@@ -144,8 +144,8 @@ def render_installation(plan: ClusterPlan) -> str:
 
 
 def bgp_peer_name(node: str, peer: IPv6Address) -> str:
-    """A DNS-1123 name per node and peer (Calico rejects ':' in names)."""
-    return f"{node}-{peer.exploded.replace(':', '')[-8:]}"
+    """A DNS-1123 name per node and peer, unique for any two peers (Calico rejects ':' in names)."""
+    return f"{node}-{peer.exploded.replace(':', '')}"
 
 
 def render_bgp(plan: ClusterPlan, secrets: Secrets) -> str:
