@@ -31,9 +31,8 @@ def other_key(kind: str = "ed25519") -> str:
         return " ".join(open(f"{tmp}/k.pub").read().split()[:2])
 
 
-def test_connect_run_and_log(lab, new_node, ssh_options, capsys, monkeypatch):
+def test_connect_run_and_log(lab, new_node, ssh_options, capsys):
     node = new_node()
-    monkeypatch.setattr(console, "debug_enabled", True)
     with connect(target_for(node), ssh_options) as conn:
         result = conn.run("hostname; echo to-stderr >&2; ip -6 -br addr show dev eth0", phase="test")
     assert result.ok
@@ -43,7 +42,13 @@ def test_connect_run_and_log(lab, new_node, ssh_options, capsys, monkeypatch):
     assert conn.host_key == node.host_key
     log = (ssh_options.log_dir / f"{node.name}.log").read_text()
     assert f"[test] | {node.name}" in log and "[test] ! to-stderr" in log and "[test] exit 0" in log
-    assert f"[test] {node.name}: to-stderr" in capsys.readouterr().err  # streamed at debug level
+    err = capsys.readouterr().err
+    assert f"[test] {node.name}: to-stderr" in err  # streamed line by line, prefixed with the node
+    assert f"[test] {node.name}: {node.name}" in err
+    with connect(target_for(node), ssh_options) as conn:
+        conn.run("echo quiet-facts", phase="test", echo=False)
+    assert "quiet-facts" not in capsys.readouterr().err
+    assert "[test] | quiet-facts" in (ssh_options.log_dir / f"{node.name}.log").read_text()
 
 
 def test_secrets_are_masked_in_logs_and_errors(lab, new_node, ssh_options, capsys, monkeypatch):

@@ -360,7 +360,7 @@ def split_gathered(output: str) -> dict[str, str]:
 
 
 def gather_raw_facts(conn: Any, *, phase: str = "prepare") -> dict[str, str]:
-    result = conn.run(gather_script(), phase=phase, idempotent=True)
+    result = conn.run(gather_script(), phase=phase, idempotent=True, echo=False)  # facts: log only
     return split_gathered(result.stdout)
 
 

@@ -200,8 +200,9 @@ class Connection(Protocol):
 
     def run(self, command: str, *, phase: str = "ssh", timeout: float | None = None, check: bool = True,
             secrets: Iterable[str | Secret] = (), idempotent: bool = False,
-            log_output: bool = True) -> CommandResult:
-        """Run a shell command as root (through `sudo -n` for other users)."""
+            log_output: bool = True, echo: bool = True) -> CommandResult:
+        """Run a shell command as root (through `sudo -n` for other users). Its output goes line by
+        line to the node's log (log_output) and to the console prefixed with the node (echo)."""
 
     def upload(self, data: bytes | str, path: str, *, mode: int = 0o644, owner: str = "root",
                group: str = "root", phase: str = "ssh") -> None:
@@ -286,7 +287,7 @@ class SSHConnection:
 
     def run(self, command: str, *, phase: str = "ssh", timeout: float | None = None, check: bool = True,
             secrets: Iterable[str | Secret] = (), idempotent: bool = False,
-            log_output: bool = True) -> CommandResult:
+            log_output: bool = True, echo: bool = True) -> CommandResult:
         masks = _secret_values(secrets)
         shown = _mask(command, masks)
         reruns = 0
@@ -294,7 +295,7 @@ class SSHConnection:
             with self._lock:
                 self._ensure_transport(phase)
                 try:
-                    result = self._exec(self._wrap(command), shown, phase, timeout, masks, log_output)
+                    result = self._exec(self._wrap(command), shown, phase, timeout, masks, log_output, echo)
                     break
                 except _Dropped:
                     self._discard_transport()
@@ -513,7 +514,7 @@ class SSHConnection:
 
     def _check_sudo(self, phase: str) -> None:
         try:
-            result = self._exec("sudo -n true", "sudo -n true", phase, 60.0, (), True)
+            result = self._exec("sudo -n true", "sudo -n true", phase, 60.0, (), True, False)
         except _Dropped:
             raise SSHError(f"{self.node}: the connection dropped while checking sudo") from None
         if result.ok:
@@ -552,7 +553,7 @@ class SSHConnection:
         return f"sudo -n -- sh -c {shlex.quote(command)}"
 
     def _exec(self, wrapped: str, shown: str, phase: str, timeout: float | None,
-              masks: tuple[str, ...], log_output: bool) -> CommandResult:
+              masks: tuple[str, ...], log_output: bool, echo: bool) -> CommandResult:
         transport = self._transport
         assert transport is not None
         limit = timeout if timeout is not None else self.options.command_timeout
@@ -562,10 +563,11 @@ class SSHConnection:
 
         def emitter(mark: str):
             def emit(line: str) -> None:
+                line = _mask(line, masks)
                 if log_output:
-                    line = _mask(line, masks)
                     self._log(f"[{phase}] {mark} {line}")
-                    console.debug(f"[{phase}] {self.node}: {line}")
+                if echo:
+                    console.progress(phase, self.node, line)
             return emit
 
         out, err = _LineStream(emitter("|")), _LineStream(emitter("!"))
