@@ -31,7 +31,8 @@ DEFAULT_SPEC = {
     "gateway": "fd6b:7636:1:1::1",
     "peers": ["fd6b:7636:1:ffff::e", "fd6b:7636:1:ffff::f"],
 }
-STEP_NAMES = ["swap-off", "kernel-modules", "sysctls", "resolvers-resolved", "resolvers-resolv-conf", "peer-routes",
+STEP_NAMES = ["swap-off", "kernel-modules", "sysctls", "resolvers-resolved", "resolvers-resolv-conf", "kubelet-resolvers",
+              "peer-routes",
               "peer-routes-at-boot", "docker-repo", "kubernetes-repo", "packages", "packages-held",
               "containerd-config"]
 

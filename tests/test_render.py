@@ -85,6 +85,15 @@ def test_rendered_yaml_parses_and_keeps_ipv6_literals_as_strings(example):
                                 "serviceSubnet": str(plan.addresses.service_subnet), "dnsDomain": "cluster.local"}
     assert {"name": "node-cidr-mask-size-ipv6", "value": str(plan.addresses.node_cidr_mask)} in cc["controllerManager"]["extraArgs"]
     assert cc["kubernetesVersion"] == f"stable-{plan.cluster.kubernetes.version}"
+    # pods resolve through the IPv6-only file node preparation writes, on every node
+    from v6kube.nodeops import KUBELET_RESOLV_CONF
+
+    assert init["KubeletConfiguration"] == {"apiVersion": "kubelet.config.k8s.io/v1beta1",
+                                            "kind": "KubeletConfiguration", "cgroupDriver": "systemd",
+                                            "resolvConf": KUBELET_RESOLV_CONF}
+    script = rendered(example)[f"nodes/{cp.name}/prepare.sh"]
+    assert KUBELET_RESOLV_CONF in script and all(f"nameserver {r}" in script
+                                                  for r in plan.cluster.kubernetes.dns_resolvers)
 
     for node in plan.addresses.nodes:
         if node.role != "worker":
@@ -220,6 +229,9 @@ def test_kubeadm_configs_match_the_v1beta4_field_tree(example):
         if not name.startswith("kubeadm/"):
             continue
         for doc in docs:
+            if doc["kind"] in tree["componentConfigs"]:  # not kubeadm's own type: checked below
+                assert doc["apiVersion"] == tree["componentConfigs"][doc["kind"]]
+                continue
             assert doc["apiVersion"] == tree["apiVersion"]
             assert doc["kind"] in tree["documentKinds"]
             assert check_kubeadm(doc, doc["kind"], tree, f"{name}:{doc['kind']}") == []

@@ -22,7 +22,8 @@ Choices worth knowing:
   network comes up.
 - sysctls go to /etc/sysctl.d/90-v6kube.conf and only that file is applied (`sysctl -p FILE`).
 - Resolvers: a systemd-resolved drop-in when resolved owns /etc/resolv.conf, else the file itself,
-  rewritten in place (it may be a bind mount).
+  rewritten in place (it may be a bind mount). Pods get /etc/v6kube/resolv.conf (IPv6 resolvers
+  only) through the kubelet's resolvConf, set in kubeadm/init.yaml.
 """
 
 from __future__ import annotations
@@ -62,11 +63,14 @@ CONTAINERD_PACKAGE = "containerd.io"
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/v6kube-dns.conf"
 RESOLV_CONF = "/etc/resolv.conf"
+# The kubelet hands this file to pods (and CoreDNS) instead of the host's resolv.conf, which under
+# systemd-resolved also lists the per-link (often IPv4) servers; kubeadm/init.yaml points at it.
+KUBELET_RESOLV_CONF = "/etc/v6kube/resolv.conf"
 PEER_ROUTES_SCRIPT = "/etc/v6kube/peer-routes.sh"
 PEER_ROUTES_UNIT = "v6kube-peer-routes.service"
 PEER_ROUTES_UNIT_FILE = f"/etc/systemd/system/{PEER_ROUTES_UNIT}"
 MANAGED_FILES = (SYSCTL_FILE, MODULES_FILE, DOCKER_LIST, KUBERNETES_LIST, CONTAINERD_CONFIG,
-                 RESOLVED_DROPIN, PEER_ROUTES_SCRIPT, PEER_ROUTES_UNIT_FILE)
+                 RESOLVED_DROPIN, KUBELET_RESOLV_CONF, PEER_ROUTES_SCRIPT, PEER_ROUTES_UNIT_FILE)
 WATCHED_UNITS = ("swap.target", PEER_ROUTES_UNIT)
 APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
@@ -581,6 +585,25 @@ def ensure_resolvers_resolv_conf(facts: Facts, spec: PrepareSpec) -> StepResult:
     return _result(step, [])
 
 
+def kubelet_resolv_conf(spec: PrepareSpec) -> str:
+    return render("node/kubelet-resolv.conf.j2", resolvers=[str(r) for r in spec.resolvers])
+
+
+def kubelet_resolvers_step(spec: PrepareSpec, os: OSRelease) -> Step:
+    content = kubelet_resolv_conf(spec)
+    return Step(
+        name="kubelet-resolvers",
+        summary=f"{KUBELET_RESOLV_CONF} (the pods' resolv.conf) names only the IPv6 resolvers",
+        check=_call("file_is", KUBELET_RESOLV_CONF, content),
+        commands=write_file(KUBELET_RESOLV_CONF, content),
+    )
+
+
+def ensure_kubelet_resolvers(facts: Facts, spec: PrepareSpec) -> StepResult:
+    step = kubelet_resolvers_step(spec, facts.os)
+    return _result(step, _file_problem(facts, KUBELET_RESOLV_CONF, kubelet_resolv_conf(spec)))
+
+
 # peer routes
 
 
@@ -766,6 +789,7 @@ STEPS: tuple[tuple[Callable[[PrepareSpec, OSRelease], Step], Callable[[Facts, Pr
     (sysctls_step, ensure_sysctls),
     (resolvers_resolved_step, ensure_resolvers_resolved),
     (resolvers_resolv_conf_step, ensure_resolvers_resolv_conf),
+    (kubelet_resolvers_step, ensure_kubelet_resolvers),
     (peer_routes_step, ensure_peer_routes),
     (peer_routes_at_boot_step, ensure_peer_routes_at_boot),
     (docker_repo_step, ensure_docker_repo),

@@ -106,6 +106,8 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
 
 
 def render_init(plan: ClusterPlan, secrets: Secrets) -> str:
+    from v6kube.nodeops import KUBELET_RESOLV_CONF
+
     cp = plan.addresses.node(plan.cluster.control_plane.name)
     return render.render(
         "kubeadm/init.yaml.j2",
@@ -119,6 +121,7 @@ def render_init(plan: ClusterPlan, secrets: Secrets) -> str:
         service_subnet=plan.addresses.service_subnet,
         node_cidr_mask=plan.addresses.node_cidr_mask,
         bootstrap_token=secrets.bootstrap_token.reveal(),
+        kubelet_resolv_conf=KUBELET_RESOLV_CONF,
     )
 
 

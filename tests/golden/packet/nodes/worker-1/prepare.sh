@@ -145,6 +145,25 @@ else
   echo 'skip: resolvers-resolv-conf: systemd-resolved manages /etc/resolv.conf'
 fi
 
+# --- kubelet-resolvers: /etc/v6kube/resolv.conf (the pods' resolv.conf) names only the IPv6 resolvers
+if file_is /etc/v6kube/resolv.conf '# Written by v6kube: the resolv.conf the kubelet gives to pods and CoreDNS. Only IPv6 resolvers:
+# pods on an IPv6-only network cannot reach IPv4 ones.
+nameserver 2001:4860:4860::8888
+nameserver 2001:4860:4860::8844
+'; then
+  echo 'ok: kubelet-resolvers: /etc/v6kube/resolv.conf (the pods'"'"' resolv.conf) names only the IPv6 resolvers'
+else
+  echo 'run: kubelet-resolvers'
+  install -d -m 0755 /etc/v6kube
+  printf '%s' '# Written by v6kube: the resolv.conf the kubelet gives to pods and CoreDNS. Only IPv6 resolvers:
+# pods on an IPv6-only network cannot reach IPv4 ones.
+nameserver 2001:4860:4860::8888
+nameserver 2001:4860:4860::8844
+' > /etc/v6kube/resolv.conf.v6kube-new
+  chmod 0644 /etc/v6kube/resolv.conf.v6kube-new
+  mv -f /etc/v6kube/resolv.conf.v6kube-new /etc/v6kube/resolv.conf
+fi
+
 # --- peer-routes: the BGP peers are routed via the gateway 2001:db8:0:2a00::6
 if route_via fc00::e/128 2001:db8:0:2a00::6 && route_via fc00::f/128 2001:db8:0:2a00::6; then
   echo 'ok: peer-routes: the BGP peers are routed via the gateway 2001:db8:0:2a00::6'
