@@ -79,6 +79,7 @@ def test_rendered_yaml_parses_and_keeps_ipv6_literals_as_strings(example):
     assert init["InitConfiguration"]["localAPIEndpoint"]["advertiseAddress"] == str(cp.address)
     assert init["InitConfiguration"]["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": str(cp.address)}]
     assert init["InitConfiguration"]["nodeRegistration"]["criSocket"] == "unix:///run/containerd/containerd.sock"
+    assert "bootstrapTokens" not in init["InitConfiguration"]  # offline: never a well-known token
     cc = init["ClusterConfiguration"]
     assert cc["controlPlaneEndpoint"] == f"[{cp.address}]:6443"
     assert cc["networking"] == {"podSubnet": str(plan.addresses.pod_subnet),

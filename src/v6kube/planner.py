@@ -60,10 +60,12 @@ class ClusterPlan:
 
 @dataclass(frozen=True)
 class Secrets:
-    """The secret values rendered files need. Offline plans use the placeholders."""
+    """The secret values rendered files need; `create` fills them in. Offline, init.yaml has no
+    bootstrap token (kubeadm would make a random one: a well-known token must never reach a real
+    cluster) and the join files and the BGP Secret carry placeholders."""
 
-    bootstrap_token: Secret = field(default_factory=lambda: Secret(PLACEHOLDER_TOKEN))
-    ca_cert_hash: str = PLACEHOLDER_CA_HASH
+    bootstrap_token: Secret | None = None
+    ca_cert_hash: str | None = None
     bgp_password: Secret | None = None
 
 
@@ -120,7 +122,7 @@ def render_init(plan: ClusterPlan, secrets: Secrets) -> str:
         pod_subnet=plan.addresses.pod_subnet,
         service_subnet=plan.addresses.service_subnet,
         node_cidr_mask=plan.addresses.node_cidr_mask,
-        bootstrap_token=secrets.bootstrap_token.reveal(),
+        bootstrap_token=secrets.bootstrap_token.reveal() if secrets.bootstrap_token else None,
         kubelet_resolv_conf=KUBELET_RESOLV_CONF,
     )
 
@@ -132,8 +134,8 @@ def render_join(plan: ClusterPlan, node: NodeAddress, secrets: Secrets) -> str:
         node=node,
         api_endpoint=plan.api_endpoint,
         cri_socket=CRI_SOCKET,
-        bootstrap_token=secrets.bootstrap_token.reveal(),
-        ca_cert_hash=secrets.ca_cert_hash,
+        bootstrap_token=secrets.bootstrap_token.reveal() if secrets.bootstrap_token else PLACEHOLDER_TOKEN,
+        ca_cert_hash=secrets.ca_cert_hash or PLACEHOLDER_CA_HASH,
     )
 
 
@@ -229,7 +231,7 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
         "project": getattr(c.provider, "project", None),
         "assumed": plan.assumed,
         "placeholders": {
-            "bootstrap_token": PLACEHOLDER_TOKEN,
+            "bootstrap_token": PLACEHOLDER_TOKEN,  # in the join files; init.yaml lets kubeadm make one
             "ca_cert_hash": PLACEHOLDER_CA_HASH,
             "bgp_password": PLACEHOLDER_BGP_PASSWORD if plan.bgp.password_source else None,
         },
