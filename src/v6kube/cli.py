@@ -62,11 +62,11 @@ def plan(
 def _parse_block(text: str | None, source: str):
     if text is None:
         return None
-    from v6kube.config import _v6_network
+    from v6kube.config import parse_ipv6_network
     from v6kube.errors import ConfigError, Problem
 
     try:
-        return _v6_network(text)
+        return parse_ipv6_network(text)
     except ValueError as exc:
         raise ConfigError(source, [Problem("--block", str(exc))]) from None
 

@@ -31,7 +31,7 @@ SECRET_KEYS = re.compile(r"(^|_)(token|password|passwd|secret|md5|api_key|apikey
 # --- value parsers: a ValueError message becomes the problem's text -------------------------
 
 
-def _v6_address(value: Any) -> IPv6Address:
+def parse_ipv6_address(value: Any) -> IPv6Address:
     if isinstance(value, IPv6Address):
         return value
     if not isinstance(value, str):
@@ -45,7 +45,7 @@ def _v6_address(value: Any) -> IPv6Address:
     return parsed
 
 
-def _v6_network(value: Any) -> IPv6Network:
+def parse_ipv6_network(value: Any) -> IPv6Network:
     if isinstance(value, IPv6Network):
         return value
     if not isinstance(value, str) or "/" not in value:
@@ -71,8 +71,8 @@ def _dns_label(value: Any) -> str:
     return value
 
 
-V6Address = Annotated[IPv6Address, BeforeValidator(_v6_address)]
-V6Network = Annotated[IPv6Network, BeforeValidator(_v6_network)]
+V6Address = Annotated[IPv6Address, BeforeValidator(parse_ipv6_address)]
+V6Network = Annotated[IPv6Network, BeforeValidator(parse_ipv6_network)]
 DNSLabel = Annotated[str, BeforeValidator(_dns_label)]
 ASN = Annotated[int, Field(ge=1, le=4294967294, strict=True)]
 AutoOrNetwork = Union[Literal["auto"], V6Network]
