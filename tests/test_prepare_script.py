@@ -92,3 +92,16 @@ def test_a_spec_that_could_break_the_script_is_refused():
                     resolvers=("2001:4860:4860::8888",), gateway="2001:db8::1 && reboot", peers=("fc00::e",))
     with pytest.raises(UnsupportedOS):
         render_prepare_script(spec("centos_7"))
+
+
+def test_the_boot_time_peer_routes_script_is_clean_posix_sh(tmp_path: Path):
+    from v6kube.nodeops import peer_routes_script
+
+    path = tmp_path / "peer-routes.sh"
+    path.write_text(peer_routes_script(spec(None)))
+    assert subprocess.run(["sh", "-n", str(path)]).returncode == 0
+    result = subprocess.run(["shellcheck", "--shell=sh", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    text = path.read_text()
+    assert "ip -6 route replace fc00::e/128 via 2604:1380:4641:c500::1" in text
+    assert "ip -6 route replace fc00::f/128 via 2604:1380:4641:c500::1" in text
