@@ -273,13 +273,8 @@ class FakeMetal:
             if fault:
                 fault.hits += 1
 
-        if fault and not fault.after:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.reset:
-                return handler.reset()
-            if fault.status:
-                return self._fault_answer(handler, record, fault)
+        if fault and not fault.after and self._inject(handler, record, fault):
+            return None
 
         if handler.headers.get("X-Auth-Token") != self.token:
             status, answer = 401, {"error": "Invalid authentication token"}
@@ -291,14 +286,21 @@ class FakeMetal:
             except ApiError as exc:
                 status, answer = exc.status, exc.body
 
-        if fault and fault.after:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.reset:
-                return handler.reset()
-            if fault.status:
-                return self._fault_answer(handler, record, fault)
+        if fault and fault.after and self._inject(handler, record, fault):
+            return None
         handler.answer_json(status, answer, record=record)
+
+    def _inject(self, handler: "_Handler", record: Recorded, fault: Fault) -> bool:
+        """Apply a fault's delay, then its reset or status; True when that answered the request."""
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.reset:
+            handler.reset()
+            return True
+        if fault.status:
+            self._fault_answer(handler, record, fault)
+            return True
+        return False
 
     def _fault_answer(self, handler: "_Handler", record: Recorded, fault: Fault) -> None:
         if fault.raw_body is not None:
