@@ -105,3 +105,26 @@ def test_the_boot_time_peer_routes_script_is_clean_posix_sh(tmp_path: Path):
     text = path.read_text()
     assert "ip -6 route replace fc00::e/128 via 2604:1380:4641:c500::1" in text
     assert "ip -6 route replace fc00::f/128 via 2604:1380:4641:c500::1" in text
+
+
+# A producer that keeps writing after the line the check looks for: with `producer | grep -q` the
+# producer is killed by SIGPIPE once grep has exited, and pipefail then turns the match into a
+# failure (this made a CI run flaky). The pause makes the race certain instead of occasional.
+SLOW_PRODUCERS = {
+    "apt-mark": "printf 'kubeadm\\n'; sleep 0.2; printf 'kubectl\\nkubelet\\n'",
+    "lsmod": "printf 'Module Size Used by\\noverlay 1 0\\n'; sleep 0.2; printf 'br_netfilter 1 0\\n'",
+    "ip": "printf 'fc00::e via fe80::1 dev eth0 metric 1024 pref medium\\n'; sleep 0.2; printf 'x\\n'",
+}
+
+
+@pytest.mark.parametrize("check", ["package_held kubeadm", "module_loaded overlay", "route_via fc00::e fe80::1"])
+def test_checks_hold_under_pipefail_when_the_producer_outlives_the_match(tmp_path: Path, check: str):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in SLOW_PRODUCERS.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    helpers = Path(__file__).parents[1] / "templates" / "node" / "helpers.sh"
+    result = subprocess.run(["bash", "-c", f'set -euo pipefail; . "$1"; {check}', "check", str(helpers)],
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True)
+    assert result.returncode == 0, (check, result.stderr)

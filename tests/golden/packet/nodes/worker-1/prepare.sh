@@ -22,11 +22,13 @@ esac
 
 # Checks used by the steps: each is true when what it names already holds on this node.
 # (nodeops.py decides the same things in Python from the facts it reads; keep the two in step.)
+# Never pipe into `grep -q`: it exits at the first match, the producer then dies of SIGPIPE and
+# pipefail turns a match into a failure. awk reads all its input and decides at END.
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
 nonempty() { [ -s "$1" ]; }
 sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
 module_loaded() {
-  lsmod 2>/dev/null | awk 'NR > 1 { print $1 }' | grep -qx "$1" ||
+  lsmod 2>/dev/null | awk -v m="$1" 'NR > 1 && $1 == m { found = 1 } END { exit !found }' ||
     grep -qsx ".*/$1\.ko" "/lib/modules/$(uname -r)/modules.builtin"
 }
 # shellcheck disable=SC2016 # dpkg-query's own ${...} format fields
@@ -36,13 +38,13 @@ package_installed() {
     *) return 1 ;;
   esac
 }
-package_held() { apt-mark showhold 2>/dev/null | grep -qx "$1"; }
+package_held() { apt-mark showhold 2>/dev/null | awk -v p="$1" '$0 == p { found = 1 } END { exit !found }'; }
 swap_is_off() {
   [ "$(awk 'NR > 1' /proc/swaps | wc -l)" -eq 0 ] &&
-    ! awk '$1 !~ /^#/ && $3 == "swap"' /etc/fstab 2>/dev/null | grep -q .
+    ! awk '$1 !~ /^#/ && $3 == "swap" { found = 1 } END { exit !found }' /etc/fstab 2>/dev/null
 }
 unit_is() { [ "$(systemctl is-enabled "$1" 2>/dev/null)" = "$2" ]; }
-route_via() { ip -6 route show "$1" 2>/dev/null | grep -qF " via $2 "; }
+route_via() { ip -6 route show "$1" 2>/dev/null | awk -v gw="$2" 'index($0, " via " gw " ") { found = 1 } END { exit !found }'; }
 resolved_in_use() {
   case "$(readlink /etc/resolv.conf 2>/dev/null)" in
     *run/systemd/resolve/*) return 0 ;;
