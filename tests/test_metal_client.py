@@ -89,8 +89,8 @@ def test_every_request_carries_user_agent_and_token(api, client):
 
 
 def test_a_read_timeout_is_retried_for_get(api, client, sleeps):
-    fast = MetalClient(TOKEN, api.url, timeout=(1.0, 0.2), sleep=sleeps, rng=lambda: 0.0)
-    api.add_fault("GET", DEVICES, delay=0.6)
+    fast = MetalClient(TOKEN, api.url, timeout=(1.0, 1.0), sleep=sleeps, rng=lambda: 0.0)
+    api.add_fault("GET", DEVICES, delay=2.5)
     assert fast.get(devices_path(api))["devices"] == []
     assert api.count("GET", DEVICES) == 2 and len(sleeps) == 1
 
@@ -211,8 +211,8 @@ def test_post_is_never_retried_blindly(api, client, fault):
 
 
 def test_post_read_timeout_is_not_retried(api, sleeps):
-    c = MetalClient(TOKEN, api.url, timeout=(1.0, 0.2), sleep=sleeps)
-    api.add_fault("POST", DEVICES, after=True, delay=0.6)
+    c = MetalClient(TOKEN, api.url, timeout=(1.0, 1.0), sleep=sleeps)
+    api.add_fault("POST", DEVICES, after=True, delay=2.5)
     with pytest.raises(ConnectionFailed) as info:
         c.post(devices_path(api), {"metro": "da", "plan": "c3.small.x86", "operating_system": "ubuntu_24_04"})
     assert "read timeout" in str(info.value)
@@ -270,12 +270,12 @@ def test_hrefs_join_with_the_origin_of_the_base_url(api, client):
 def test_the_token_never_appears_in_output_logs_errors_or_reprs(api, capsys, caplog, monkeypatch):
     monkeypatch.setattr(console, "debug_enabled", True)
     caplog.set_level(logging.DEBUG)
-    c = MetalClient(TOKEN, api.url, attempts=2, sleep=lambda s: None, timeout=(1.0, 0.2))
+    c = MetalClient(TOKEN, api.url, attempts=2, sleep=lambda s: None, timeout=(1.0, 1.0))
     errors: list[BaseException] = []
     # The API echoing the token back in an error must not leak it either.
     api.add_fault("GET", DEVICES, status=422, body={"errors": [f"token {TOKEN} is not allowed here"]})
     api.add_fault("GET", r"/devices/x", reset=True, times=0)
-    api.add_fault("GET", r"/devices/slow", delay=0.5, times=0)
+    api.add_fault("GET", r"/devices/slow", delay=2.5, times=0)
     for path in (devices_path(api), "/devices/x", "/devices/slow", "/devices/unknown"):
         try:
             c.get(path)

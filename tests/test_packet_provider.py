@@ -189,8 +189,8 @@ def test_two_devices_with_one_hostname_is_a_clear_error(api, provider):
 
 
 def test_a_timed_out_post_that_created_the_device_leaves_exactly_one(api, clock):
-    provider = provider_for(api, clock, client_timeout=(1.0, 0.2))
-    api.add_fault("POST", DEVICES, after=True, delay=0.6)  # created, but the answer comes too late
+    provider = provider_for(api, clock, client_timeout=(1.0, 1.0))
+    api.add_fault("POST", DEVICES, after=True, delay=2.5)  # created, but the answer comes too late
     (server,) = provider.ensure_servers(specs_for(["cp-0"]))
     assert api.count("POST", DEVICES) == 1
     assert [d["id"] for d in api.project_devices()] == [server.id]

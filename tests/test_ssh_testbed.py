@@ -172,16 +172,20 @@ def test_connect_gives_up_at_the_deadline(lab, new_node, ssh_options):
     assert 1.0 < time.monotonic() - started < 5
 
 
+def drop_sessions_once_running(lab, node, marker: str) -> None:
+    """Kill the node's SSH sessions as soon as the command has written `marker`: a fixed delay
+    could fire before a command on a loaded machine has even started."""
+    deadline = time.monotonic() + 30
+    while lab.read_file(node, marker) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lab.kill_sessions(node)
+
+
 def test_a_connection_dropped_mid_command_is_retried(lab, new_node, ssh_options):
     node = new_node()
     conn = connect(target_for(node), ssh_options)
     command = "echo run >> /etc/drop-test.runs; sleep 1.5; echo done >> /etc/drop-test.done"
-
-    def drop():
-        time.sleep(0.5)
-        assert lab.kill_sessions(node) >= 1
-
-    dropper = threading.Thread(target=drop)
+    dropper = threading.Thread(target=drop_sessions_once_running, args=(lab, node, "/etc/drop-test.runs"))
     dropper.start()
     result = conn.run(command, idempotent=True)
     dropper.join()
@@ -194,9 +198,11 @@ def test_a_connection_dropped_mid_command_is_retried(lab, new_node, ssh_options)
 def test_a_dropped_command_that_is_not_idempotent_is_not_run_again(lab, new_node, ssh_options):
     node = new_node()
     conn = connect(target_for(node), ssh_options)
-    threading.Timer(0.5, lab.kill_sessions, args=[node]).start()
+    dropper = threading.Thread(target=drop_sessions_once_running, args=(lab, node, "/etc/once.runs"))
+    dropper.start()
     with pytest.raises(SSHError, match="dropped while running.*may or may not have finished"):
         conn.run("echo run >> /etc/once.runs; sleep 1.5")
+    dropper.join()
     time.sleep(1.2)
     assert lab.read_file(node, "/etc/once.runs") == "run\n"
     assert conn.run("true").ok  # and the connection comes back for the next command
