@@ -221,6 +221,16 @@ def test_reconnects_transparently_when_the_transport_dropped_between_commands(la
     conn.close()
 
 
+def test_a_command_killed_by_a_signal_fails_and_is_not_taken_for_a_drop(lab, new_node, ssh_options):
+    node = new_node()
+    with connect(target_for(node), ssh_options) as conn:
+        with pytest.raises(RemoteCommandFailed, match="command was killed by a signal"):
+            conn.run("echo run >> /etc/killed.runs; kill -KILL $$", idempotent=True)
+        assert lab.read_file(node, "/etc/killed.runs") == "run\n"  # not run again
+        assert conn.run("echo still usable").ok
+    assert "connection dropped" not in (ssh_options.log_dir / f"{node.name}.log").read_text()
+
+
 def test_every_command_has_a_timeout(lab, new_node, ssh_options):
     node = new_node()
     with connect(target_for(node), ssh_options) as conn:

@@ -142,7 +142,8 @@ class RemoteCommandFailed(SSHError):
     def __init__(self, node: str, command: str, exit_status: int, output: str = ""):
         self.node, self.command, self.exit_status, self.output = node, command, exit_status, output
         tail = f": {output.strip().splitlines()[-1]}" if output.strip() else ""
-        super().__init__(f"{node}: command failed with exit status {exit_status}: {command}{tail}")
+        how = "was killed by a signal" if exit_status == -1 else f"failed with exit status {exit_status}"
+        super().__init__(f"{node}: command {how}: {command}{tail}")
 
 
 class UnsupportedOS(V6kubeError):

@@ -344,7 +344,7 @@ class SSHConnection:
                     except FileNotFoundError:
                         raise SSHError(f"{self.node}: {path}: no such file") from None
                     except (EOFError, OSError, _paramiko().SSHException):
-                        if self._transport is not None and self._transport.is_active():
+                        if self._transport is not None and not _transport_died(self._transport):
                             raise
                         self._discard_transport()
                         if attempt == 2:
@@ -576,7 +576,7 @@ class SSHConnection:
             channel.exec_command(wrapped)
             channel.shutdown_write()
         except (EOFError, OSError, _paramiko().SSHException):
-            if not transport.is_active():
+            if _transport_died(transport):
                 raise _Dropped() from None
             raise
         try:
@@ -607,7 +607,7 @@ class SSHConnection:
             channel.close()
         stdout, stderr = out.finish(), err.finish()
         seconds = time.monotonic() - started
-        if status == -1 and not transport.is_active():
+        if status == -1 and _transport_died(transport):  # -1 alone may also be a command killed by a signal
             self._log(f"[{phase}] connection dropped after {seconds:.1f} s")
             raise _Dropped()
         self._log(f"[{phase}] exit {status} ({seconds:.1f} s)")
@@ -631,7 +631,7 @@ class SSHConnection:
                         remote.write(payload)
                     return
                 except (EOFError, OSError, paramiko.SSHException) as exc:
-                    if self._transport is not None and self._transport.is_active():
+                    if self._transport is not None and not _transport_died(self._transport):
                         raise SSHError(f"{self.node}: cannot write {staging}: {exc}") from None
                     self._discard_transport()
                     if attempt == 3:
@@ -669,6 +669,15 @@ class _NotUpYet(Exception):
 
 class _NoRoute(Exception):
     """ENETUNREACH: this machine has no route to that address family."""
+
+
+def _transport_died(transport: paramiko.Transport, grace: float = 1.0) -> bool:
+    """Whether the connection is gone. paramiko closes a dead transport's channels a moment before
+    it marks the transport inactive, so after a failed channel wait (up to `grace`) for its thread
+    to finish before deciding."""
+    if transport.is_active():
+        transport.join(grace)
+    return not transport.is_active()
 
 
 def _reason(exc: BaseException) -> str:
