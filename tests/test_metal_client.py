@@ -17,6 +17,7 @@ from v6kube.errors import (
     RateLimited,
     ServerError,
     Unprocessable,
+    UsageError,
 )
 from v6kube.providers.metal_api import (
     DEFAULT_BASE_URL,
@@ -219,11 +220,37 @@ def test_post_read_timeout_is_not_retried(api, sleeps):
     assert api.count("POST", DEVICES) == 1 and len(api.project_devices()) == 1  # it happened anyway
 
 
-def test_post_is_retried_after_429(api, client, sleeps):
+def test_post_is_not_retried_after_429_and_the_error_says_how_long_to_wait(api, client, sleeps):
     api.add_fault("POST", DEVICES, status=429, headers={"Retry-After": "2"})
-    client.post(devices_path(api), {"metro": "da", "plan": "c3.small.x86", "operating_system": "ubuntu_24_04"})
-    assert api.count("POST", DEVICES) == 2 and sleeps == [2.0]
-    assert len(api.project_devices()) == 1
+    with pytest.raises(RateLimited) as info:
+        client.post(devices_path(api), {"metro": "da", "plan": "c3.small.x86", "operating_system": "ubuntu_24_04"})
+    assert info.value.retry_after == 2.0 and "retry after 2s" in str(info.value)
+    assert api.count("POST", DEVICES) == 1 and sleeps == []  # the provider looks it up, then decides
+
+
+def test_rate_limit_reset_is_waited_for_only_when_rate_limited(api, client, sleeps):
+    now = 1_800_000_000.0
+    c = MetalClient(TOKEN, api.url, sleep=sleeps, clock=lambda: now, rng=lambda: 0.0)
+    window = {"X-RateLimit-Reset": str(int(now + 3000)), "X-RateLimit-Remaining": "4000"}
+    api.add_fault("GET", DEVICES, status=503, headers=window)  # the headers ride on every answer
+    c.get(devices_path(api))
+    api.add_fault("GET", DEVICES, status=429, headers={"X-RateLimit-Reset": str(int(now + 40))})
+    c.get(devices_path(api))
+    assert sleeps == [0.5, 40.0]  # backoff for the 503, the reset for the 429
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("http://127.0.0.1:8080/metal/v1", True), ("http://[::1]:8080/metal/v1", True),
+    ("http://localhost/metal/v1", True), ("https://api.example.net/metal/v1", True),
+    ("http://api.example.net/metal/v1", False), ("http://[2001:db8::1]/metal/v1", False),
+    ("ftp://api.example.net/metal/v1", False),
+])
+def test_the_token_goes_over_plain_http_only_to_this_machine(url, allowed):
+    if allowed:
+        MetalClient(TOKEN, url)
+    else:
+        with pytest.raises(UsageError):
+            MetalClient(TOKEN, url)
 
 
 def test_delete_is_retried_on_503(api, client):

@@ -178,6 +178,13 @@ def test_an_existing_device_keeps_the_host_key_it_was_created_with(api, provider
     assert api.count("POST", DEVICES) == 0
 
 
+def test_an_existing_device_without_a_v6kube_host_key_gets_no_pin(api, provider, capsys):
+    api.add_device("cp-0", tags=["v6kube", "v6kube-cluster:demo", "v6kube-role:control-plane"])
+    (server,) = provider.ensure_servers(specs_for(["cp-0"]))
+    assert server.host_public_key is None  # a key generated now was never installed on it
+    assert "not created with a v6kube host key" in capsys.readouterr().err
+
+
 def test_two_devices_with_one_hostname_is_a_clear_error(api, provider):
     for _ in range(2):
         api.add_device("cp-0", tags=["v6kube", "v6kube-cluster:demo"])
@@ -204,6 +211,43 @@ def test_a_failed_post_is_looked_up_then_tried_again(api, provider, fault):
     # between the two POSTs the provider looked for the device
     methods = [r.method for r in api.recorded(path=DEVICES)]
     assert methods == ["GET", "POST", "GET", "POST"]
+
+
+def test_a_post_slow_to_create_is_found_after_the_wait_not_created_twice(api, clock):
+    # The API acts on the POST only after the client gave up waiting for it: the provider waits
+    # (for real here) before it looks, so the lookup sees the device.
+    import time
+
+    provider = provider_for(api, clock, client_timeout=(1.0, 1.0))
+    provider.sleep = time.sleep
+    api.add_fault("POST", DEVICES, delay=1.3)  # handled (created) 0.3 s after the client's timeout
+    (server,) = provider.ensure_servers(specs_for(["cp-0"]))
+    assert api.count("POST", DEVICES) == 1
+    assert [d["id"] for d in api.project_devices()] == [server.id]
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["refused", "acted-on"])
+def test_a_post_429_waits_as_told_then_looks_up_before_trying_again(api, clock, after):
+    slept = []
+    provider = provider_for(api, clock)
+    provider.sleep = lambda s: slept.append(s) or clock.sleep(s)
+    api.add_fault("POST", DEVICES, status=429, headers={"Retry-After": "7"}, after=after)
+    (server,) = provider.ensure_servers(specs_for(["cp-0"]))
+    assert slept[0] == 7.0
+    assert [d["id"] for d in api.project_devices()] == [server.id]
+    assert [r.method for r in api.recorded(path=DEVICES)] == ["GET", "POST", "GET"] + ([] if after else ["POST"])
+
+
+def test_an_ssh_key_post_that_worked_but_failed_is_found_not_refused(api, clock):
+    provider = provider_for(api, clock)
+    api.add_fault("POST", r"/projects/[^/]+/ssh-keys", after=True, status=503)
+    api.add_fault("GET", r"/projects/[^/]+/ssh-keys", status=200, body={"ssh_keys": [], "meta": {}},
+                  when=lambda r: api.count("GET", r"/projects/[^/]+/ssh-keys") == 2)
+    key_id = provider.ensure_ssh_key(OPERATOR_KEY)
+    # the lookup after the failure missed it (a stale list), so the POST was sent again: the 422
+    # "Fingerprint has already been taken" it got means the key is there
+    assert api.recorded("POST", r"/projects/[^/]+/ssh-keys")[-1].status == 422
+    assert [k["id"] for k in api.ssh_keys.values()] == [key_id]
 
 
 def test_a_post_500_that_created_the_device_is_not_repeated(api, provider):
@@ -318,7 +362,14 @@ def test_bgp_already_enabled_uses_the_projects_asn_and_password(clock, capsys):
         bgp = provider.ensure_bgp()
         assert bgp.password == Secret("Project1Password") and bgp.local_asn == 65000
         assert api.count("POST") == 0
-        assert "using its password" in capsys.readouterr().err
+        assert "with its own password; the password in BGP_PW is not used" in capsys.readouterr().err
+
+
+def test_bgp_already_enabled_without_a_password_says_the_one_given_is_not_used(clock, capsys):
+    with FakeMetal(token=TOKEN, clock=clock, bgp="enabled") as api:
+        provider = provider_for(api, clock, env={"BGP_PW": PASSWORD}, provider={"bgp_password_env": "BGP_PW"})
+        assert provider.ensure_bgp().password is None
+        assert "with no password; the password in BGP_PW is not used" in capsys.readouterr().err
 
 
 def test_bgp_config_with_status_disabled_counts_as_not_enabled(clock):
@@ -354,6 +405,25 @@ def test_a_session_post_500_that_created_it_is_not_repeated(api, provider):
     api.add_fault("POST", r"/devices/[^/]+/bgp/sessions", after=True, status=500)
     provider.ensure_bgp_session(servers[0])
     assert api.count("POST", r"/devices/[^/]+/bgp/sessions") == 1 and len(api.sessions) == 1
+
+
+def test_a_session_is_only_asked_for_an_active_server(api, provider):
+    provider.ensure_bgp()
+    (server,) = provider.ensure_servers(specs_for(["cp-0"]))  # still queued
+    with pytest.raises(ProviderError, match="needs an active server, not 'queued'"):
+        provider.ensure_bgp_session(server)
+    assert api.count("POST", r"/devices/[^/]+/bgp/sessions") == 0
+
+
+@pytest.mark.parametrize("entry, detail", [
+    ({"address_family": 6, "peer_ips": ["fc00::e"]}, "missing 'peer_as'"),
+    ({"address_family": 6, "peer_ips": ["fc00::e"], "peer_as": 65530, "customer_ip": "10.0.0.1"}, "10.0.0.1"),
+])
+def test_odd_neighbour_data_is_a_provider_error_not_a_crash(api, provider, entry, detail):
+    bgp, servers, _, _ = provision(provider, specs_for(["cp-0"]))
+    api.add_fault("GET", r"/devices/[^/]+/bgp/neighbors", status=200, body={"bgp_neighbors": [entry]})
+    with pytest.raises(ProviderError, match=f"unexpected answer from the Metal API for cp-0's BGP neighbours: .*{detail}"):
+        provider.wait_neighbors(servers)
 
 
 def test_neighbours_are_polled_until_they_appear(clock):

@@ -105,7 +105,10 @@ class Unprocessable(ProviderError):
 
 
 class RateLimited(ProviderError):
-    pass
+    def __init__(self, message: str, *, status: int | None = 429, hint: str | None = None,
+                 retry_after: float | None = None):
+        self.retry_after = retry_after  # seconds the API asked for, when it said
+        super().__init__(message, status=status, hint=hint)
 
 
 class ServerError(ProviderError):

@@ -2,8 +2,8 @@
 
 One session, connect and read timeouts on every call, one function that maps HTTP failures to
 typed errors, one pagination helper, and retries only where repeating a request cannot create
-anything twice (GET and DELETE; POST only on 429, which the API answers before doing anything).
-A POST that failed in any other way may still have succeeded: the caller looks the resource up.
+anything twice (GET and DELETE). A POST is never repeated here: whatever its failure (a timeout,
+a 5xx, even a 429), it may have been acted on, so the caller looks the resource up first.
 
 The token never leaves this module except in the X-Auth-Token header: it is a registered Secret,
 no error keeps a reference to a requests object (they hold the request headers), and errors are
@@ -13,6 +13,7 @@ raised outside `except` blocks so no exception context carries those objects eit
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import os
 import random
 import threading
@@ -34,6 +35,7 @@ from v6kube.errors import (
     RateLimited,
     ServerError,
     Unprocessable,
+    UsageError,
 )
 from v6kube.redact import Secret, redact
 
@@ -98,7 +100,11 @@ class MetalClient:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ProviderError(f"invalid Metal API URL {self.base_url!r}: expected http(s)://host/path")
+            raise UsageError(f"invalid Metal API URL {self.base_url!r}: expected https://host/path")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            # The token goes in a header: over plain HTTP anyone on the path could read it.
+            raise UsageError(f"refusing to send the API token over plain HTTP to {parts.hostname}",
+                             hint="use an https:// URL (plain http is allowed only to this machine, e.g. a test fake)")
         self.origin = f"{parts.scheme}://{parts.netloc}"  # hrefs carry /metal/v1: join them with this
         self._base_path = parts.path
         self.timeout = timeout
@@ -173,8 +179,9 @@ class MetalClient:
             response, failure = self._send(method, url, params, json, timeout or self.timeout)
             if response is not None and response.status_code < 300:
                 return _body(response)
-            retryable = (method in SAFE_METHODS and (failure is not None or response.status_code in RETRY_STATUSES)) \
-                or (response is not None and response.status_code == 429)
+            # Only safe methods: even a 429 does not promise that a POST was not acted on, so a
+            # failed POST goes back to the provider, which looks the resource up first.
+            retryable = method in SAFE_METHODS and (failure is not None or response.status_code in RETRY_STATUSES)
             if not retryable or attempt == self.attempts:
                 break
             wait = self._wait_for(response, attempt)
@@ -212,11 +219,9 @@ class MetalClient:
     def _wait_for(self, response: requests.Response | None, attempt: int) -> float:
         """Retry-After or X-RateLimit-Reset when the API sent one, else capped backoff with jitter."""
         if response is not None:
-            hinted = _retry_after(response.headers.get("Retry-After"), self.clock)
-            if hinted is None:
-                hinted = _rate_limit_reset(response.headers.get("X-RateLimit-Reset"), self.clock)
+            hinted = retry_delay(response.status_code, response.headers, self.clock)
             if hinted is not None:
-                return min(max(hinted, 0.0), self.max_wait)
+                return min(hinted, self.max_wait)
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         with self._rng_lock:
             jitter = self.rng()
@@ -271,8 +276,9 @@ def error_for(method: str, path: str, status: int, reason: str | None,
     if status == 422:
         return Unprocessable(text, errors=messages)
     if status == 429:
-        retry = (headers or {}).get("Retry-After")
-        return RateLimited(f"{text} (rate limited{', retry after ' + retry + 's' if retry else ''})", status=status,
+        wait = retry_delay(status, headers or {})
+        return RateLimited(f"{text} (rate limited{f', retry after {wait:.0f}s' if wait is not None else ''})",
+                           status=status, retry_after=wait,
                            hint="wait a minute and run the command again; it resumes where it stopped")
     if status >= 500:
         return ServerError(text, status=status, hint="the Metal API failed; run the command again to resume")
@@ -305,6 +311,16 @@ def _retry_after(value: str | None, clock: Callable[[], float]) -> float | None:
     return when.timestamp() - clock()
 
 
+def retry_delay(status: int, headers: Mapping[str, str], clock: Callable[[], float] = time.time) -> float | None:
+    """Seconds the API asked us to wait: Retry-After on any answer; X-RateLimit-Reset only when
+    rate limited (the API may send the rate-limit headers on every answer, and a 503 must not wait
+    for the end of the rate window)."""
+    hinted = _retry_after(headers.get("Retry-After"), clock)
+    if hinted is None and (status == 429 or str(headers.get("X-RateLimit-Remaining", "")).strip() == "0"):
+        hinted = _rate_limit_reset(headers.get("X-RateLimit-Reset"), clock)
+    return None if hinted is None else max(hinted, 0.0)
+
+
 def _rate_limit_reset(value: str | None, clock: Callable[[], float]) -> float | None:
     try:
         reset = float(value) if value else None
@@ -314,6 +330,15 @@ def _rate_limit_reset(value: str | None, clock: Callable[[], float]) -> float | 
         return None
     # packngo reads Unix seconds; a small number is a delay in seconds.
     return reset - clock() if reset > 1e9 else reset
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ Reference: shared/reference/metal-api.md (pitfall numbers below refer to its sec
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
@@ -23,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import yaml
 
@@ -45,8 +46,9 @@ MD5_RULE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[a-zA-Z\d]{10,20}$")
 OWNER_TAG = "v6kube"
 GONE_STATES = frozenset({"deprovisioning", "deleted"})
 PENDING_STATES = frozenset({"queued", "provisioning", "reinstalling", "powering_on"})
-# Failures after which a POST may or may not have happened: look before trying again.
-AMBIGUOUS = (ServerError, ConnectionFailed)
+# Failures after which a POST may or may not have happened: look before trying again. A 429
+# counts too: nothing in the API's contract promises it was refused before being acted on.
+AMBIGUOUS = (ServerError, ConnectionFailed, RateLimited)
 TRANSIENT = (ServerError, ConnectionFailed, RateLimited)
 
 
@@ -116,7 +118,23 @@ def _management_address(device: Mapping[str, Any], family: int) -> Mapping[str, 
     return None
 
 
+@contextlib.contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """Data the API should not have sent is a provider error naming the call, not a crash."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ProviderError(f"unexpected answer from the Metal API for {what}: {detail}",
+                            hint="run the command again; if it persists, report it with --debug output") from None
+
+
 def server_from_device(device: Mapping[str, Any], host_public_key: str | None = None) -> Server:
+    with _reading(f"device {device.get('hostname') or device.get('id')}"):
+        return _server_from_device(device, host_public_key)
+
+
+def _server_from_device(device: Mapping[str, Any], host_public_key: str | None) -> Server:
     tags = device.get("tags") or []
     role = CONTROL_PLANE if role_tag(CONTROL_PLANE) in tags else WORKER
     v6 = _management_address(device, 6)
@@ -242,11 +260,15 @@ class PacketProvider:
         return [server_from_device(existing[spec.name], pins[spec.name]) for spec in specs]
 
     def _existing_pin(self, spec: ServerSpec, device: Mapping[str, Any]) -> str | None:
-        """An existing device keeps the host key it was created with, whatever the caller generated."""
+        """An existing device keeps the host key it was created with, whatever the caller generated.
+        None when its user data installed none: a key we generated now was never on that server."""
         installed = _userdata_host_key(device.get("userdata"))
-        if installed and spec.host_public_key and key_blob(installed) != key_blob(spec.host_public_key):
+        if installed is None:
+            console.warn(f"{spec.name}: the existing device was not created with a v6kube host key; "
+                         "its key must come from the state, the cluster file or trust on first use")
+        elif spec.host_public_key and key_blob(installed) != key_blob(spec.host_public_key):
             console.warn(f"{spec.name}: the device was created with another host key; pinning that one")
-        return installed or spec.host_public_key
+        return installed
 
     def _device_body(self, spec: ServerSpec, key_ids: list[str]) -> dict:
         body: dict[str, Any] = {
@@ -280,20 +302,20 @@ class PacketProvider:
         return device
 
     def _post_or_find(self, post: Callable[[], T], find: Callable[[], T | None], what: str) -> T:
-        """POST once; after an ambiguous failure look the resource up before trying again."""
+        """POST once; after an ambiguous failure wait, then look the resource up right before
+        trying again (the wait first: a POST that timed out may still be creating it)."""
         for attempt in range(1, self.create_attempts + 1):
             try:
                 return post()
             except AMBIGUOUS as exc:
                 failure = exc
             console.warn(f"{what}: {failure}; looking it up before trying again")
+            wait = failure.retry_after if isinstance(failure, RateLimited) else None
+            self.sleep(min(60.0, wait) if wait is not None else min(30.0, 2.0 ** attempt) * (0.5 + random.random() / 2))
             found = find()
             if found is not None:
                 return found
-            if attempt == self.create_attempts:
-                raise failure
-            self.sleep(min(30.0, 2.0 ** attempt) * (0.5 + random.random() / 2))
-        raise AssertionError("unreachable")
+        raise failure
 
     def _parallel(self, work: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """Run work(item) concurrently; every item finishes, then the first failure is raised."""
@@ -411,8 +433,18 @@ class PacketProvider:
         if found:
             return found
         body = {"label": f"v6kube-{self.cluster_name}", "key": " ".join(public_key.split()[:2])}
-        key = self._post_or_find(lambda: self.client.post(f"/projects/{self.project}/ssh-keys", body),
-                                 find, "add SSH key")
+
+        def create() -> dict | str:
+            try:
+                return self.client.post(f"/projects/{self.project}/ssh-keys", body)
+            except Unprocessable:
+                # "Fingerprint has already been taken": an earlier attempt (or someone) added it.
+                found = find()
+                if found is None:
+                    raise
+                return found
+
+        key = self._post_or_find(create, find, "add SSH key")
         key_id = key if isinstance(key, str) else key["id"]
         console.progress("packet", None, f"added SSH key {fingerprint} to project {self.project}")
         return key_id
@@ -440,21 +472,24 @@ class PacketProvider:
             if wanted:
                 body["md5"] = wanted.reveal()
             console.progress("packet", None, f"enabling local BGP on project {self.project} (ASN {LOCAL_ASN})")
-            failure: ProviderError | None = None
-            try:
-                self.client.post(f"/projects/{self.project}/bgp-configs", body)
-            except (*AMBIGUOUS, Unprocessable) as exc:
-                failure = exc  # it may have worked anyway, or someone else enabled it: the GET decides
-            config = self._bgp_config()
+
+            def enable() -> None:
+                try:
+                    self.client.post(f"/projects/{self.project}/bgp-configs", body)
+                except Unprocessable:
+                    if self._bgp_config() is None:  # else someone enabled it meanwhile
+                        raise
+
+            self._post_or_find(enable, self._bgp_config, f"enable BGP on project {self.project}")
+            config = self._bgp_config()  # the POST answers 204: read what the project now has
             if config is None:
-                if failure is not None:
-                    raise failure
                 raise ProviderError(f"BGP on project {self.project} is still not enabled after enabling it",
                                     hint="run the command again; if it persists, enable Local BGP in the Metal console")
-        elif wanted and config.get("md5") and config.get("md5") != wanted.reveal():
+        elif wanted and config.get("md5") != wanted.reveal():
             # BGP settings are immutable once enabled (pitfall 6): the project's password is the truth.
-            console.warn(f"BGP is already enabled on project {self.project}; using its password, "
-                         f"not the one in {self.config.bgp_password_env}")
+            have = "its own password" if config.get("md5") else "no password"
+            console.warn(f"BGP is already enabled on project {self.project} with {have}; the password in "
+                         f"{self.config.bgp_password_env} is not used (BGP settings cannot change once enabled)")
         md5 = config.get("md5")
         self._bgp = BGPProject(
             local_asn=int(config.get("asn") or LOCAL_ASN),
@@ -473,6 +508,9 @@ class PacketProvider:
         return self.wait_neighbors(servers)
 
     def _ensure_session(self, server: Server) -> None:
+        if server.state != "active":  # the API takes sessions only for active devices (pitfall 4)
+            raise ProviderError(f"{server.hostname}: a BGP session needs an active server, not {server.state!r}",
+                                hint="wait for the servers to be active first (wait_servers)")
         path = f"/devices/{server.id}/bgp/sessions"
 
         def find() -> dict | None:
@@ -518,7 +556,8 @@ class PacketProvider:
             return None
         for entry in document.get("bgp_neighbors") or []:
             if entry.get("address_family") == 6 and entry.get("peer_ips"):
-                return self._neighbor(entry)
+                with _reading(f"{server.hostname}'s BGP neighbours"):
+                    return self._neighbor(entry)
         return None
 
     def _neighbor(self, entry: Mapping[str, Any]) -> BGPNeighbor:
@@ -546,6 +585,10 @@ class PacketProvider:
         """The project's IPv6 /56 in the cluster's metro (it exists once a device is in the metro)."""
         blocks = self.client.list_all(f"/projects/{self.project}/ips", "ip_addresses",
                                       {"types": "public_ipv6", "include": "metro,facility"}, page_size=None)
+        with _reading(f"project {self.project}'s IP reservations"):
+            return self._pick_block(blocks)
+
+    def _pick_block(self, blocks: Sequence[Mapping[str, Any]]) -> IPv6Network:
         candidates = []
         for block in blocks:
             if block.get("address_family") != 6 or not block.get("public") or block.get("cidr") != 56:
