@@ -132,3 +132,30 @@ def test_small_blocks_split_without_overlap(prefixlen, seed):
     assert pods.subnet_of(block) and services.subnet_of(block)
     assert not pods.overlaps(services)
     assert services.prefixlen >= 108
+
+
+def test_checks_run_on_the_inputs_that_are_known():
+    cluster = parse_cluster(STATIC)
+    block, pods, services = N("2001:db8:0:2a00::/56"), N("2001:db8:1::/64"), N("2001:db8:2::/108")
+    # the service subnet is unknown (invalid, reported elsewhere): the pod subnet is still checked
+    problems = addressing.check_subnets(cluster, pods, None, block=block, max_prefix=10)
+    assert [(p.path, p.message) for p in problems] == [
+        ("kubernetes.pod_subnet", "2001:db8:1::/64 is outside the announced block 2001:db8:0:2a00::/56")]
+    # no block (Packet, offline): nothing can be outside it
+    assert addressing.check_subnets(cluster, pods, services) == []
+    # a Calico block size that leaves too many prefixes is found only once the limit is known
+    small_blocks = cluster.model_copy(update={"calico": cluster.calico.model_copy(update={"block_size": 128})})
+    assert addressing.check_subnets(small_blocks, pods, services) == []
+    assert [p.path for p in addressing.check_subnets(small_blocks, pods, services, max_prefix=10)] == ["calico.block_size"]
+
+
+def test_a_peer_inside_the_pod_or_service_subnet_is_a_problem():
+    cluster = parse_cluster(STATIC)
+    pods, services = N("2001:db8:1::/64"), N("2001:db8:2::/108")
+    peers = [("provider.peers[0]", IPv6Address("2001:db8:1::e")), ("provider.peers[1]", IPv6Address("2001:db8:2::e")),
+             ("provider.peers[2]", IPv6Address("2001:db8:3::e"))]
+    problems = addressing.check_subnets(cluster, pods, services, peers=peers)
+    assert [(p.path, p.message) for p in problems] == [
+        ("provider.peers[0]", "the BGP peer 2001:db8:1::e is inside the pod subnet 2001:db8:1::/64"),
+        ("provider.peers[1]", "the BGP peer 2001:db8:2::e is inside the service subnet 2001:db8:2::/108"),
+    ]

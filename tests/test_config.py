@@ -112,7 +112,7 @@ CASES = [
     ("password-in-file", "static", setp("provider.bgp_password", "Abcdef12345"), "provider.bgp_password",
      "secrets"),
     ("k8s-too-old", "packet", setp("kubernetes.version", "1.30"), "kubernetes.version", "1.31"),
-    ("k8s-version-format", "packet", setp("kubernetes.version", "v1.33"), "kubernetes.version", "pattern"),
+    ("k8s-version-format", "packet", setp("kubernetes.version", "v1.33"), "kubernetes.version", "not a Kubernetes minor"),
     ("unknown-provider", "packet", setp("provider.type", "aws"), "provider", "packet' or 'static"),
     ("packet-missing-project", "packet", delp("provider.project"), "provider.project", "missing"),
     ("no-nodes", "packet", setp("nodes", []), "nodes", "at least 1"),
@@ -129,6 +129,31 @@ CASES = [
      "announce.service_external_ips[0]", "outside"),
     ("yaml-syntax", "packet", "name: seed\nnodes: [\n", "line", "YAML syntax"),
     ("not-a-mapping", "packet", "- just\n- a list\n", "(file)", "mapping"),
+    ("k8s-version-unquoted", "packet", "name: s\nprovider: {type: packet, project: p}\n"
+                                       "nodes: [{name: cp, role: control-plane}]\nkubernetes: {version: 1.30}\n",
+     "kubernetes.version", 'quote it, e.g. "1.33"'),
+    ("k8s-version-leading-zero", "packet", setp("kubernetes.version", "1.031"), "kubernetes.version",
+     "without leading zeros"),
+    ("resolver-unspecified", "packet", setp("kubernetes.dns_resolvers.0", "::"), "kubernetes.dns_resolvers[0]",
+     "unspecified"),
+    ("resolver-multicast", "packet", setp("kubernetes.dns_resolvers.1", "ff02::1"), "kubernetes.dns_resolvers[1]",
+     "multicast"),
+    ("resolver-loopback", "packet", setp("kubernetes.dns_resolvers.0", "::1"), "kubernetes.dns_resolvers[0]",
+     "loopback"),
+    ("resolver-link-local", "packet", setp("kubernetes.dns_resolvers.0", "fe80::53"), "kubernetes.dns_resolvers[0]",
+     "link-local"),
+    ("resolver-ipv4-mapped", "packet", setp("kubernetes.dns_resolvers.0", "::ffff:8.8.8.8"),
+     "kubernetes.dns_resolvers[0]", "IPv4-mapped form of 8.8.8.8"),
+    ("duplicate-peers", "static", setp("provider.peers", ["2001:db8:ffff::e", "2001:db8:ffff:0::e"]),
+     "provider.peers[1]", "duplicate peer 2001:db8:ffff::e"),
+    ("peer-in-pod-subnet", "static", setp("provider.peers.1", "2001:db8:0:2a01::1"), "provider.peers[1]",
+     "inside the pod subnet 2001:db8:0:2a01::/64"),
+    ("peer-in-service-subnet", "static", setp("provider.peers.0", "2001:db8:0:2a02::e"), "provider.peers[0]",
+     "inside the service subnet 2001:db8:0:2a02::/108"),
+    ("static-key-under-packet", "packet", setp("provider.peers", ["2001:db8::1"]), "provider.peers",
+     "'peers' is only valid with provider type static"),
+    ("packet-subnet-outside-assumed-block", "packet", setp("kubernetes.pod_subnet", "2001:db8:1::/64"),
+     "kubernetes.pod_subnet", "2001:db8:0:2a00::/56 is only assumed offline: pass --block"),
     ("unquoted-sexagesimal", "static", "name: s\nprovider:\n  type: static\n  block: 2001:db8::/56\n"
                                        "  peers: [1:20]\nnodes: []\n", "provider.peers[0]", "quoted"),
 ]
@@ -198,7 +223,68 @@ def test_cross_field_problems_are_reported_together(tmp_path):
     with pytest.raises(ConfigError) as info:
         parse_cluster(yaml.safe_dump(doc))
     paths = [p.path for p in info.value.problems]
-    assert {"nodes", "nodes[2].name", "nodes[1].address"} <= set(paths)
+    assert {"nodes", "nodes[2].name", "nodes[1].address", "kubernetes.service_subnet"} <= set(paths)
+    (service,) = [p for p in info.value.problems if p.path == "kubernetes.service_subnet"]
+    assert "/100 is too large" in service.message and service.hint == "use a prefix length from /108 to /120"
+
+
+def test_structural_and_cross_field_problems_are_reported_in_one_run():
+    doc = base("static")
+    doc["nodes"][0]["name"] = "CP_0"  # not a DNS label
+    doc["provider"]["frobnicate"] = True  # unknown key
+    doc["nodes"][2]["name"] = "worker-0"  # duplicate name
+    doc["nodes"][2]["address"] = doc["nodes"][0]["address"]  # duplicate address (of the badly named node)
+    doc["kubernetes"]["service_subnet"] = "2001:db8:0:2a02::/100"
+    with pytest.raises(ConfigError) as info:
+        parse_cluster(yaml.safe_dump(doc))
+    found = {p.path: str(p) for p in info.value.problems}
+    assert len(info.value.problems) == 5, str(info.value)
+    assert "not a DNS label" in found["nodes[0].name"]
+    assert "unknown key 'frobnicate'" in found["provider.frobnicate"]
+    assert "duplicate node name 'worker-0' (also nodes[1])" in found["nodes[2].name"]
+    assert "duplicate address 2001:db8:0:2a00::3 (also nodes[0])" in found["nodes[2].address"]
+    assert "too large" in found["kubernetes.service_subnet"]
+
+
+def test_addressing_checks_run_beside_invalid_fields():
+    doc = base("static")
+    doc["name"] = "Bad_Name"
+    doc["calico"]["block_size"] = "big"  # invalid: the prefix-count check that needs it is skipped
+    doc["kubernetes"]["pod_subnet"] = "2001:db8:0:3000::/64"  # outside the block
+    doc["announce"] = {"service_external_ips": ["2001:db8:0:2a00::/112"]}  # in the servers' /64
+    with pytest.raises(ConfigError) as info:
+        parse_cluster(yaml.safe_dump(doc))
+    found = {p.path: p.message for p in info.value.problems}
+    assert set(found) == {"name", "calico.block_size", "kubernetes.pod_subnet", "announce.service_external_ips[0]"}
+    assert "outside the announced block" in found["kubernetes.pod_subnet"]
+    assert "the servers' own /64" in found["announce.service_external_ips[0]"]
+
+
+def test_an_invalid_field_is_reported_once():
+    doc = base("static")
+    doc["nodes"][0]["address"] = "2001:db8::zz"  # would also count as missing for "required with static"
+    with pytest.raises(ConfigError) as info:
+        parse_cluster(yaml.safe_dump(doc))
+    assert [str(p) for p in info.value.problems] == ["nodes[0].address: '2001:db8::zz' is not an IPv6 address"]
+
+
+def test_a_key_of_the_other_provider_names_that_provider():
+    doc = base("static")
+    doc["provider"]["project"] = "0c6a1d3e"
+    doc["provider"]["peerz"] = []
+    with pytest.raises(ConfigError) as info:
+        parse_cluster(yaml.safe_dump(doc))
+    found = {p.path: p for p in info.value.problems}
+    assert found["provider.project"].message == "'project' is only valid with provider type packet"
+    assert "did you mean" not in str(found["provider.project"])
+    assert found["provider.peerz"].hint == "did you mean 'peers'?"  # from static's own keys
+
+
+@pytest.mark.parametrize("resolver", ["fd00:53::1", "2606:4700:4700::1111"])
+def test_ula_and_global_resolvers_are_accepted(resolver):
+    doc = base("packet")
+    doc["kubernetes"]["dns_resolvers"] = [resolver]
+    assert str(parse_cluster(yaml.safe_dump(doc)).kubernetes.dns_resolvers[0]) == resolver
 
 
 @pytest.mark.parametrize("name", ["packet", "static", "minimal"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from v6kube.errors import Problem
 
@@ -133,6 +133,27 @@ def carve(block: IPv6Network, servers: tuple[IPv6Network, ...]) -> tuple[IPv6Net
     return first, services
 
 
+def choose_subnets(
+    pod_subnet: "IPv6Network | str | None",
+    service_subnet: "IPv6Network | str | None",
+    block: IPv6Network,
+    servers: tuple[IPv6Network, ...],
+) -> tuple[IPv6Network | None, IPv6Network | None, list[Problem]]:
+    """The pod and service subnets: a given one as it is, an "auto" one carved from the block.
+    None (a value that is invalid and reported already) stays None."""
+    auto_pods, auto_services = carve(block, servers)
+    problems = []
+    if pod_subnet == "auto" and auto_pods is None:
+        problems.append(Problem("kubernetes.pod_subnet", f"no free room for the pod subnet in {block}",
+                                "give kubernetes.pod_subnet explicitly or use a larger block"))
+    if service_subnet == "auto" and auto_services is None:
+        problems.append(Problem("kubernetes.service_subnet", f"no free room for the service subnet in {block}",
+                                "give kubernetes.service_subnet explicitly or use a larger block"))
+    pods = auto_pods if pod_subnet == "auto" else pod_subnet
+    services = auto_services if service_subnet == "auto" else service_subnet
+    return pods, services, problems
+
+
 def plan_addresses(
     cluster: "Cluster",
     block: IPv6Network,
@@ -141,24 +162,17 @@ def plan_addresses(
     assumed: tuple[str, ...] = (),
 ) -> tuple[AddressPlan | None, list[Problem]]:
     """Carve or check the pod and service subnets. Returns the plan and every problem found."""
-    k8s, problems = cluster.kubernetes, []
+    k8s = cluster.kubernetes
     servers = server_networks([n.address for n in nodes if n.address in block])
-    auto_pods, auto_services = carve(block, servers)
-    pods = auto_pods if k8s.pod_subnet == "auto" else k8s.pod_subnet
-    services = auto_services if k8s.service_subnet == "auto" else k8s.service_subnet
-    if pods is None:
-        problems.append(Problem("kubernetes.pod_subnet", f"no free room for the pod subnet in {block}",
-                                "give kubernetes.pod_subnet explicitly or use a larger block"))
-    if services is None:
-        problems.append(Problem("kubernetes.service_subnet", f"no free room for the service subnet in {block}",
-                                "give kubernetes.service_subnet explicitly or use a larger block"))
-    if pods is None or services is None:
+    pods, services, problems = choose_subnets(k8s.pod_subnet, k8s.service_subnet, block, servers)
+    problems += check_subnets(cluster, pods, services, block=block, servers=servers, max_prefix=max_prefix,
+                              block_assumed="block" in assumed)
+    if problems:
         return None, problems
-
-    announced = []
-    if cluster.announce.service_cluster_ips:
-        announced.append(services)
-    announced += cluster.announce.service_external_ips + cluster.announce.service_loadbalancer_ips
+    assert pods is not None and services is not None
+    announce = cluster.announce
+    announced = [services] if announce.service_cluster_ips else []
+    announced += announce.service_external_ips + announce.service_loadbalancer_ips
     plan = AddressPlan(
         block=block,
         nodes=nodes,
@@ -171,74 +185,126 @@ def plan_addresses(
         announced=tuple(announced),
         assumed=assumed,
     )
-    problems += check_plan(plan, cluster)
-    return (None if problems else plan), problems
+    return plan, []
 
 
-def check_plan(plan: AddressPlan, cluster: "Cluster") -> list[Problem]:
-    problems = check_subnet_shapes(plan.pod_subnet, plan.service_subnet, plan.block_size, len(plan.nodes))
-    named = [("kubernetes.pod_subnet", plan.pod_subnet), ("kubernetes.service_subnet", plan.service_subnet)]
-    named += [(f"announce.service_external_ips[{i}]", n) for i, n in enumerate(cluster.announce.service_external_ips)]
-    named += [(f"announce.service_loadbalancer_ips[{i}]", n)
-              for i, n in enumerate(cluster.announce.service_loadbalancer_ips)]
-    for path, net in named:
-        if not net.subnet_of(plan.block):
-            problems.append(Problem(path, f"{net} is outside the announced block {plan.block}",
-                                    "the upstream router only accepts prefixes inside that block"))
-        for server_net in plan.server_networks:
+def check_subnets(
+    cluster: "Cluster",
+    pods: IPv6Network | None,
+    services: IPv6Network | None,
+    *,
+    block: IPv6Network | None = None,
+    servers: tuple[IPv6Network, ...] = (),
+    max_prefix: int | None = None,
+    peers: Sequence[tuple[str, IPv6Address]] = (),
+    block_assumed: bool = False,
+) -> list[Problem]:
+    """Every check on the pod, service and announced subnets whose inputs are known. None stands for
+    a value not known yet (Packet's block offline) or invalid (reported already): the checks that
+    need it are skipped, the others still run, so one run reports everything."""
+    calico, announce = cluster.calico, cluster.announce
+    block_size = calico.block_size if calico is not None else None
+    problems = check_subnet_shapes(pods, services, block_size, len(cluster.nodes))
+    extra: list[tuple[str, IPv6Network]] | None = None
+    if announce is not None and None not in (announce.service_external_ips, announce.service_loadbalancer_ips):
+        extra = [(f"announce.service_external_ips[{i}]", n) for i, n in enumerate(announce.service_external_ips)]
+        extra += [(f"announce.service_loadbalancer_ips[{i}]", n)
+                  for i, n in enumerate(announce.service_loadbalancer_ips)]
+    named = [("kubernetes.pod_subnet", pods), ("kubernetes.service_subnet", services), *(extra or [])]
+    known = [(path, net) for path, net in named if net is not None]
+    for path, net in known:
+        if block is not None and not net.subnet_of(block):
+            hint = "the upstream router only accepts prefixes inside that block"
+            if block_assumed:
+                hint = f"{block} is only assumed offline: pass --block with the project's /56"
+            problems.append(Problem(path, f"{net} is outside the announced block {block}", hint))
+        for server_net in servers:
             if net.overlaps(server_net):
                 problems.append(Problem(path, f"{net} overlaps {server_net}, the servers' own /64",
                                         "pick a /64 of the block that holds no server address"))
-    for i, (path_a, a) in enumerate(named):
-        for j, (path_b, b) in enumerate(named[i + 1:], start=i + 1):
-            if a.overlaps(b) and (i, j) != (0, 1):  # pods vs services: check_subnet_shapes
+    for i, (path_a, a) in enumerate(known):
+        for path_b, b in known[i + 1:]:
+            pods_and_services = {path_a, path_b} == {"kubernetes.pod_subnet", "kubernetes.service_subnet"}
+            if a.overlaps(b) and not pods_and_services:  # that pair: check_subnet_shapes
                 problems.append(Problem(path_b, f"{b} overlaps {path_a} ({a})"))
-    if plan.prefixes_per_node > plan.max_prefix:
-        problems.append(Problem(
-            "calico.block_size",
-            f"with /{plan.block_size} blocks a full node announces {plan.prefixes_per_node} prefixes, "
-            f"more than the {plan.max_prefix} the provider accepts per server",
-            "use a larger block (a smaller block_size such as 116) or announce fewer service ranges",
-        ))
+    for path, peer in peers:
+        for what, net in (("pod", pods), ("service", services)):
+            if net is not None and peer in net:
+                problems.append(Problem(path, f"the BGP peer {peer} is inside the {what} subnet {net}",
+                                        "the peer is the upstream router: give pod and service subnets that do not hold it"))
+    if block_size is not None and max_prefix is not None and extra is not None:
+        announced = (1 if announce.service_cluster_ips else 0) + len(extra)
+        count = prefixes_per_node(block_size, announced)
+        if count > max_prefix:
+            problems.append(Problem(
+                "calico.block_size",
+                f"with /{block_size} blocks a full node announces {count} prefixes, "
+                f"more than the {max_prefix} the provider accepts per server",
+                "use a larger block (a smaller block_size such as 116) or announce fewer service ranges",
+            ))
     return problems
 
 
-def check_subnet_shapes(pods: IPv6Network, services: IPv6Network, block_size: int, node_count: int) -> list[Problem]:
-    """Checks that need no provider facts: sizes, node room and the Calico block size."""
-    problems = []
+def check_service_size(services: IPv6Network) -> list[Problem]:
+    """kubeadm's limit and ours: /108 (2^20 addresses) to /120 (256)."""
+    hint = f"use a prefix length from /{SERVICE_PREFIX_MIN} to /{SERVICE_PREFIX_MAX}"
     if services.prefixlen < SERVICE_PREFIX_MIN:
-        problems.append(Problem("kubernetes.service_subnet",
-                                f"{services} is too large: kubeadm accepts at most 2^20 addresses (/{SERVICE_PREFIX_MIN})",
-                                f"use a prefix length from /{SERVICE_PREFIX_MIN} to /{SERVICE_PREFIX_MAX}"))
-    elif services.prefixlen > SERVICE_PREFIX_MAX:
-        problems.append(Problem("kubernetes.service_subnet",
-                                f"{services} is too small (at least /{SERVICE_PREFIX_MAX}, 256 addresses)",
-                                f"use a prefix length from /{SERVICE_PREFIX_MIN} to /{SERVICE_PREFIX_MAX}"))
+        return [Problem("kubernetes.service_subnet",
+                        f"{services} is too large: kubeadm accepts at most 2^20 addresses (/{SERVICE_PREFIX_MIN})", hint)]
+    if services.prefixlen > SERVICE_PREFIX_MAX:
+        return [Problem("kubernetes.service_subnet",
+                        f"{services} is too small (at least /{SERVICE_PREFIX_MAX}, 256 addresses)", hint)]
+    return []
+
+
+def check_pod_size(pods: IPv6Network, node_count: int = 0) -> list[Problem]:
+    """Room for a node range per node, and never fewer than MIN_NODE_RANGES."""
     ranges = 2 ** (node_cidr_mask(pods.prefixlen) - pods.prefixlen)
-    if ranges < max(MIN_NODE_RANGES, node_count):
-        problems.append(Problem("kubernetes.pod_subnet",
-                                f"{pods} leaves room for only {ranges} node range(s); "
-                                f"at least {max(MIN_NODE_RANGES, node_count)} are needed",
-                                "use a /64 (the default) or larger"))
-    if block_size < pods.prefixlen:
-        problems.append(Problem("calico.block_size", f"/{block_size} blocks do not fit in the pod subnet {pods}"))
-    if pods.overlaps(services):
+    needed = max(MIN_NODE_RANGES, node_count)
+    if ranges < needed:
+        return [Problem("kubernetes.pod_subnet",
+                        f"{pods} leaves room for only {ranges} node range(s); at least {needed} are needed",
+                        "use a /64 (the default) or larger")]
+    return []
+
+
+def check_subnet_shapes(
+    pods: IPv6Network | None, services: IPv6Network | None, block_size: int | None, node_count: int
+) -> list[Problem]:
+    """Checks that need no provider facts: sizes, node room and the Calico block size (None: skipped)."""
+    problems = []
+    if services is not None:
+        problems += check_service_size(services)
+    if pods is not None:
+        problems += check_pod_size(pods, node_count)
+        if block_size is not None and block_size < pods.prefixlen:
+            problems.append(Problem("calico.block_size", f"/{block_size} blocks do not fit in the pod subnet {pods}"))
+    if pods is not None and services is not None and pods.overlaps(services):
         problems.append(Problem("kubernetes.service_subnet", f"{services} overlaps the pod subnet {pods}"))
     return problems
 
 
 def check_cluster_addressing(cluster: "Cluster") -> list[Problem]:
-    """What can be checked from the cluster file alone (used by config validation)."""
+    """What the cluster file alone shows (used by config validation). A None value is invalid and
+    reported already: the checks that need it are skipped."""
     from v6kube.config import StaticProvider
 
-    provider = cluster.provider
-    if isinstance(provider, StaticProvider):
-        nodes = static_node_addresses(cluster)
-        return plan_addresses(cluster, provider.block, nodes, provider.max_prefix)[1]
-    k8s = cluster.kubernetes
-    if k8s.pod_subnet != "auto" and k8s.service_subnet != "auto":
-        return check_subnet_shapes(k8s.pod_subnet, k8s.service_subnet, cluster.calico.block_size, len(cluster.nodes))
-    return []
+    provider, k8s = cluster.provider, cluster.kubernetes
+    pod_subnet = service_subnet = None
+    if k8s is not None:
+        pod_subnet, service_subnet = k8s.pod_subnet, k8s.service_subnet
+    if not isinstance(provider, StaticProvider) or provider.block is None:
+        # Packet: the block and the servers come from the API; offline_plan checks the rest
+        pods = None if pod_subnet == "auto" else pod_subnet
+        services = None if service_subnet == "auto" else service_subnet
+        return check_subnets(cluster, pods, services)
+    block = provider.block
+    addresses = [n.address for n in cluster.nodes if n is not None and n.address is not None]
+    servers = server_networks([a for a in addresses if a in block])
+    pods, services, problems = choose_subnets(pod_subnet, service_subnet, block, servers)
+    peers = [(f"provider.peers[{i}]", peer) for i, peer in enumerate(provider.peers or [])]
+    return problems + check_subnets(cluster, pods, services, block=block, servers=servers,
+                                    max_prefix=provider.max_prefix, peers=peers)
 
 
 def static_node_addresses(cluster: "Cluster") -> tuple[NodeAddress, ...]:

@@ -1,8 +1,9 @@
 """The cluster file: one YAML format for every provider, validated field by field.
 
 `load_cluster()` reports every problem at once (ConfigError, exit 2) and never touches the network.
-Structure and per-field checks come from the pydantic models; checks across fields (duplicates,
-roles, addressing) run when the structure is sound, and also report all their problems at once.
+Structure and per-field checks come from the pydantic models. Checks across fields (duplicates,
+roles, addressing) run even when some fields are invalid: on the fields that are valid, so one run
+lists every problem.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
+from v6kube import addressing
 from v6kube.errors import ConfigError, Problem
 
 MIN_MINOR = 31  # kubeadm v1beta4 needs Kubernetes 1.31 or newer
@@ -24,11 +27,27 @@ MAX_MINOR = 37  # the newest minor we render and test for
 DEFAULT_RESOLVERS = ("2001:4860:4860::8888", "2001:4860:4860::8844")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+K8S_VERSION = re.compile(r"1\.(0|[1-9][0-9]*)")  # a minor, no leading zeros: "1.031" is not 1.31
+GLOBAL_UNICAST = IPv6Network("2000::/3")
+UNIQUE_LOCAL = IPv6Network("fc00::/7")
 # Keys that would hold a secret; secrets come from the environment, never from the file.
 SECRET_KEYS = re.compile(r"(^|_)(token|password|passwd|secret|md5|api_key|apikey|auth)$", re.I)
 
 
 # --- value parsers: a ValueError message becomes the problem's text -------------------------
+
+
+class FieldProblem(ValueError):
+    """A field's value is wrong, with a hint on how to fix it (pydantic keeps the exception)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _raise_first(problems: list[Problem]) -> None:
+    if problems:
+        raise FieldProblem(problems[0].message, problems[0].hint)
 
 
 def parse_ipv6_address(value: Any) -> IPv6Address:
@@ -63,11 +82,57 @@ def parse_ipv6_network(value: Any) -> IPv6Network:
 
 
 def _dns_label(value: Any) -> str:
-    if not isinstance(value, str) or not DNS_LABEL.match(value):
+    if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):  # not match: "$" allows a final "\n"
         raise ValueError(
             f"{value!r} is not a DNS label (lower-case letters, digits and '-', at most 63, "
             "no underscores, no leading or trailing '-')"
         )
+    return value
+
+
+def _resolver(address: IPv6Address) -> IPv6Address:
+    """A DNS resolver the nodes send queries to: global unicast (2000::/3) or a ULA (fc00::/7)."""
+    if address in GLOBAL_UNICAST or address in UNIQUE_LOCAL:
+        return address
+    if address.ipv4_mapped is not None:
+        kind = f"the IPv4-mapped form of {address.ipv4_mapped}"
+    elif address.is_unspecified:
+        kind = "the unspecified address"
+    elif address.is_loopback:
+        kind = "the loopback address"
+    elif address.is_multicast:
+        kind = "a multicast address"
+    elif address.is_link_local:
+        kind = "a link-local address"
+    else:
+        kind = "not a global unicast address"
+    raise FieldProblem(f"{address} is {kind}",
+                       "a resolver must be a global unicast IPv6 address the nodes can reach; a ULA (fc00::/7) is fine")
+
+
+def _kubernetes_version(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise FieldProblem(f"{value!r} is a number, not a version (YAML reads an unquoted 1.30 as 1.3)",
+                           'quote it, e.g. "1.33"')
+    if not isinstance(value, str) or not K8S_VERSION.fullmatch(value):
+        raise FieldProblem(f"{value!r} is not a Kubernetes minor version",
+                           'write 1.<minor> without leading zeros or a patch number, e.g. "1.33"')
+    minor = int(value.split(".")[1])
+    if not MIN_MINOR <= minor <= MAX_MINOR:
+        raise FieldProblem(f"Kubernetes {value} is not supported: v6kube renders kubeadm v1beta4, "
+                           f"which needs 1.{MIN_MINOR} or newer (supported: 1.{MIN_MINOR} to 1.{MAX_MINOR})")
+    return value
+
+
+def _pod_subnet(value: IPv6Network | str) -> IPv6Network | str:
+    if value != "auto":
+        _raise_first(addressing.check_pod_size(value))
+    return value
+
+
+def _service_subnet(value: IPv6Network | str) -> IPv6Network | str:
+    if value != "auto":
+        _raise_first(addressing.check_service_size(value))
     return value
 
 
@@ -76,6 +141,7 @@ V6Network = Annotated[IPv6Network, BeforeValidator(parse_ipv6_network)]
 DNSLabel = Annotated[str, BeforeValidator(_dns_label)]
 ASN = Annotated[int, Field(ge=1, le=4294967294, strict=True)]
 AutoOrNetwork = Union[Literal["auto"], V6Network]
+Resolver = Annotated[V6Address, AfterValidator(_resolver)]
 
 
 class Model(BaseModel):
@@ -113,6 +179,7 @@ class StaticProvider(Model):
 
 
 ProviderConfig = Annotated[Union[PacketProvider, StaticProvider], Field(discriminator="type")]
+PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticProvider}
 
 
 # --- the rest of the cluster ----------------------------------------------------------------
@@ -139,23 +206,14 @@ class SSH(Model):
 
 
 class Kubernetes(Model):
-    version: Annotated[str, Field(pattern=r"^1\.\d+$")] = "1.33"
-    pod_subnet: AutoOrNetwork = "auto"
-    service_subnet: AutoOrNetwork = "auto"
-    dns_resolvers: Annotated[list[V6Address], Field(min_length=1, max_length=3)] = Field(
+    # Validators live in the annotations (not in @field_validator) so that one field can be
+    # validated alone: see _salvage().
+    version: Annotated[str, BeforeValidator(_kubernetes_version)] = "1.33"
+    pod_subnet: Annotated[AutoOrNetwork, AfterValidator(_pod_subnet)] = "auto"
+    service_subnet: Annotated[AutoOrNetwork, AfterValidator(_service_subnet)] = "auto"
+    dns_resolvers: Annotated[list[Resolver], Field(min_length=1, max_length=3)] = Field(
         default_factory=lambda: [IPv6Address(a) for a in DEFAULT_RESOLVERS]
     )
-
-    @field_validator("version")
-    @classmethod
-    def _supported_minor(cls, value: str) -> str:
-        minor = int(value.split(".")[1])
-        if not MIN_MINOR <= minor <= MAX_MINOR:
-            raise ValueError(
-                f"Kubernetes {value} is not supported: v6kube renders kubeadm v1beta4, "
-                f"which needs 1.{MIN_MINOR} or newer (supported: 1.{MIN_MINOR} to 1.{MAX_MINOR})"
-            )
-        return value
 
     @property
     def minor(self) -> int:
@@ -227,8 +285,12 @@ def parse_cluster(text: str, source: str = "<cluster>") -> Cluster:
     try:
         cluster = Cluster.model_validate(raw)
     except ValidationError as exc:
-        problems += _problems_from(exc)
-        raise ConfigError(source, problems) from None
+        invalid = _problems_from(exc, raw)
+        # The checks across fields still run, on the fields that are valid. A field reported as
+        # invalid is None for them; it is not reported a second time (say, as missing).
+        paths = {p.path for p in invalid}
+        across = [p for p in check_cluster(_salvage_cluster(raw)) if p.path not in paths]
+        raise ConfigError(source, problems + invalid + across) from None
     problems += check_cluster(cluster)
     if problems:
         raise ConfigError(source, problems)
@@ -236,21 +298,23 @@ def parse_cluster(text: str, source: str = "<cluster>") -> Cluster:
 
 
 def check_cluster(cluster: Cluster) -> list[Problem]:
-    """Checks across fields that need a structurally valid cluster."""
-    from v6kube import addressing  # local: keeps config importable without the planner
-
+    """Checks across fields. `cluster` may be salvaged from an invalid file (see _salvage): a None
+    node or value is invalid and already reported, so the checks that need it are skipped."""
     problems: list[Problem] = []
-    roles = [n.role for n in cluster.nodes]
-    if roles.count("control-plane") != 1:
+    nodes = [(i, n) for i, n in enumerate(cluster.nodes) if n is not None]
+    roles = [n.role if n is not None else None for n in cluster.nodes]
+    if roles and None not in roles and roles.count("control-plane") != 1:  # every role known
         problems.append(Problem("nodes", f"exactly one node must have role control-plane, found {roles.count('control-plane')}",
                                 "v6kube builds a single control-plane cluster"))
     seen_names: dict[str, int] = {}
     seen_addresses: dict[IPv6Address, int] = {}
-    is_static = isinstance(cluster.provider, StaticProvider)
-    for i, node in enumerate(cluster.nodes):
-        if node.name in seen_names:
-            problems.append(Problem(f"nodes[{i}].name", f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])"))
-        seen_names.setdefault(node.name, i)
+    provider = cluster.provider
+    is_static = isinstance(provider, StaticProvider)
+    for i, node in nodes:
+        if node.name is not None:
+            if node.name in seen_names:
+                problems.append(Problem(f"nodes[{i}].name", f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])"))
+            seen_names.setdefault(node.name, i)
         if node.address is not None:
             if node.address in seen_addresses:
                 problems.append(Problem(f"nodes[{i}].address",
@@ -261,21 +325,67 @@ def check_cluster(cluster: Cluster) -> list[Problem]:
                 if getattr(node, key) is None:
                     problems.append(Problem(f"nodes[{i}].{key}", "required with provider static",
                                             "the server's IPv6 address and its default gateway"))
-            if node.address is not None and node.gateway is not None:
+            if None not in (node.address, node.gateway, node.prefix_length):
                 lan = IPv6Network((node.address, node.prefix_length), strict=False)
                 if node.gateway not in lan:
                     problems.append(Problem(f"nodes[{i}].gateway",
                                             f"{node.gateway} is not on the node's link {lan}"))
-        else:
+        elif provider is not None:
             for key in ("address", "gateway", "public_ipv4"):
                 if getattr(node, key) is not None:
                     problems.append(Problem(f"nodes[{i}].{key}", "not allowed with provider packet",
                                             "the Packet API assigns addresses; remove this key"))
-    if is_static and cluster.provider.local_asn == cluster.provider.peer_asn:
-        problems.append(Problem("provider.peer_asn", "equals local_asn; the upstream router must be an eBGP peer"))
-    if not problems:
-        problems += addressing.check_cluster_addressing(cluster)
+    if is_static:
+        if provider.local_asn is not None and provider.local_asn == provider.peer_asn:
+            problems.append(Problem("provider.peer_asn", "equals local_asn; the upstream router must be an eBGP peer"))
+        seen_peers: dict[IPv6Address, int] = {}
+        for i, peer in enumerate(provider.peers or []):
+            if peer in seen_peers:
+                problems.append(Problem(f"provider.peers[{i}]", f"duplicate peer {peer} (also provider.peers[{seen_peers[peer]}])",
+                                        "list each BGP peer address once"))
+            seen_peers.setdefault(peer, i)
+    problems += addressing.check_cluster_addressing(cluster)
     return problems
+
+
+# --- an invalid file's valid parts, for the checks across fields ----------------------------
+
+
+def _salvage_cluster(raw: dict) -> Cluster:
+    """The cluster file with every invalid value replaced by None (not validated as a whole)."""
+    provider_model = _provider_model(raw)
+    raw_nodes = raw.get("nodes")
+    return Cluster.model_construct(
+        name=None,
+        provider=_salvage(provider_model, raw["provider"]) if provider_model else None,
+        nodes=[_salvage(Node, n) for n in raw_nodes] if isinstance(raw_nodes, list) else [],
+        kubernetes=_salvage(Kubernetes, raw.get("kubernetes", {})),
+        calico=_salvage(Calico, raw.get("calico", {})),
+        announce=_salvage(Announce, raw.get("announce", {})),
+    )
+
+
+def _salvage(model: type[Model], raw: Any) -> Any:
+    """`raw` as `model`, each field validated alone: an invalid or missing required one is None,
+    a missing optional one takes its default. None when `raw` is not a mapping."""
+    if not isinstance(raw, dict):
+        return None
+    values = {}
+    for name, field in model.model_fields.items():
+        if name in raw:
+            try:
+                values[name] = _field_adapter(model, name).validate_python(raw[name])
+            except ValidationError:
+                values[name] = None
+        elif field.is_required():
+            values[name] = None
+    return model.model_construct(**values)
+
+
+@lru_cache(maxsize=None)
+def _field_adapter(model: type[Model], name: str) -> TypeAdapter:
+    field = model.model_fields[name]
+    return TypeAdapter(Annotated[field.annotation, field])
 
 
 def _secret_keys(node: Any, path: str) -> list[Problem]:
@@ -304,19 +414,26 @@ def _without_secret_keys(node: Any) -> Any:
     return node
 
 
-def _problems_from(exc: ValidationError) -> list[Problem]:
+def _problems_from(exc: ValidationError, raw: dict) -> list[Problem]:
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = _clean_loc(err["loc"])
         path = _format_loc(loc)
         message = err["msg"].removeprefix("Value error, ")
-        hint = None
+        hint = getattr(err.get("ctx", {}).get("error"), "hint", None)  # a FieldProblem's hint
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
             message = f"unknown key {key!r}"
-            choices = _fields_at(loc[:-1])
+            other = _other_provider(loc, raw)
+            choices = _fields_at(loc[:-1], raw)
             close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else (f"known keys: {', '.join(sorted(choices))}" if choices else None)
+            if other and key in PROVIDERS[other].model_fields:
+                message = f"{key!r} is only valid with provider type {other}"
+                hint = "remove it, or change provider.type"
+            elif close:
+                hint = f"did you mean {close[0]!r}?"
+            elif choices:
+                hint = f"known keys: {', '.join(sorted(choices))}"
         elif err["type"] == "missing":
             message = "required key is missing"
         elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
@@ -346,14 +463,32 @@ def _format_loc(loc: tuple) -> str:
     return text or "(file)"
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys a mapping at `loc` may hold (for 'did you mean')."""
+def _provider_model(raw: dict) -> type[Model] | None:
+    """The model of the provider type the file names, if it names a known one."""
+    provider = raw.get("provider")
+    kind = provider.get("type") if isinstance(provider, dict) else None
+    return PROVIDERS.get(kind) if isinstance(kind, str) else None
+
+
+def _other_provider(loc: tuple, raw: dict) -> str | None:
+    """For a key directly under `provider`: the provider type that is not the chosen one."""
+    chosen = _provider_model(raw)
+    if len(loc) != 2 or loc[0] != "provider" or chosen is None:
+        return None
+    return next(name for name, model in PROVIDERS.items() if model is not chosen)
+
+
+def _fields_at(loc: tuple, raw: dict) -> list[str]:
+    """The keys a mapping at `loc` may hold (for 'did you mean'); under provider, those of its type."""
     model: Any = Cluster
     for part in loc:
         if isinstance(part, int):
             continue
         if model is Cluster and part == "provider":
-            return sorted(set(PacketProvider.model_fields) | set(StaticProvider.model_fields))
+            model = _provider_model(raw)
+            if model is None:
+                return []
+            continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
