@@ -102,6 +102,94 @@ def test_static_plan_needs_no_block(tmp_path):
     assert doc["bgp"]["peers"] == ["2001:db8:ffff::e", "2001:db8:ffff::f"]
 
 
+@pytest.mark.parametrize("where", ["a-file", "under-a-file"])
+def test_plan_out_that_cannot_be_a_directory_is_a_usage_error(tmp_path, where):
+    (tmp_path / "a-file").write_text("mine\n")
+    out = tmp_path / "a-file" if where == "a-file" else tmp_path / "a-file" / "plan"
+    result = v6kube("plan", PACKET, "--out", out)
+    assert result.returncode == 2, result.stderr
+    assert f"--out {out}" in result.stderr and "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert (tmp_path / "a-file").read_text() == "mine\n"
+
+
+def test_plan_out_refuses_a_directory_that_holds_no_plan(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = v6kube("plan", PACKET, "--out", tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"--out {tmp_path}" in result.stderr and "no plan.json" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_plan_out_replaces_an_earlier_plan_without_stale_files(tmp_path):
+    out = tmp_path / "plan"
+    assert v6kube("plan", PACKET, "--out", out).returncode == 0
+    (out / "README").write_text("mine\n")  # not part of a plan: kept
+    smaller = yaml.safe_load(PACKET.read_text())
+    smaller["nodes"] = [n for n in smaller["nodes"] if n["name"] != "worker-1"]
+    cluster = tmp_path / "smaller.yaml"
+    cluster.write_text(yaml.safe_dump(smaller))
+    result = v6kube("plan", cluster, "--out", out)
+    assert result.returncode == 0, result.stderr
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert not (out / "nodes" / "worker-1").exists() and "kubeadm/join-worker-1.yaml" not in files
+    assert files == set(json.loads((out / "plan.json").read_text())["files"]) | {"README"}
+
+
+def addresses_in(plan_dir: Path) -> set[str]:
+    """Every IPv6 literal the plan's summary shows, taken from plan.json."""
+    doc = json.loads((plan_dir / "plan.json").read_text())
+    a = doc["addressing"]
+    found = {a["block"], a["pod_subnet"], a["service_subnet"], a["api_service_ip"], a["dns_service_ip"],
+             *a["server_networks"], *doc["bgp"]["peers"], *doc["kubernetes"]["dns_resolvers"]}
+    for node in a["nodes"]:
+        found |= {f"{node['address']}/{node['prefixlen']}", node["gateway"]}
+    return found
+
+
+def test_summary_never_splits_an_address_when_piped(tmp_path):
+    env = dict(os.environ, COLUMNS="40")
+    result = v6kube("plan", PACKET, "--block", "2604:1380:4641:c500::/56", "--out", tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for address in addresses_in(tmp_path):
+        assert any(address in line for line in lines), address
+    assert any("2604:1380:4641:c500::3/127" in line and "cp-0" in line for line in lines)  # one line per row
+
+
+def test_summary_never_splits_an_address_in_a_narrow_terminal(tmp_path):
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))  # a 40-column terminal
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "xterm", "NO_COLOR": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "v6kube", "plan", PACKET, "--block", "2604:1380:4641:c500::/56",
+                                "--out", tmp_path], stdout=secondary, stderr=subprocess.PIPE, env=env)
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(primary)
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    process.stderr.close()
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", output.decode()).splitlines()
+    for address in addresses_in(tmp_path):
+        assert any(address in line for line in lines), address
+    # prose still wraps, at spaces: the third phase's summary goes on in the next line
+    third = next(i for i, line in enumerate(lines) if line.startswith("│ 3 │ prepare "))
+    assert lines[third + 1].startswith("│   │ ")
+
+
 def test_internal_errors_show_no_traceback_without_debug(tmp_path):
     # an unreadable templates directory is a bug-like failure, not a user error
     env = dict(os.environ, V6KUBE_TEMPLATES=str(tmp_path / "missing"))

@@ -168,6 +168,40 @@ def test_no_password_means_no_secret():
     assert all("password" not in d["spec"] for d in docs if d["kind"] == "BGPPeer")
 
 
+def test_offline_packet_plan_without_a_password_variable_assumes_no_md5():
+    plan = plan_for("packet")  # names no bgp_password_env
+    assert plan.bgp.password_source is None
+    assert plan.assumed["bgp_password"].startswith("no MD5 password: v6kube enables Local BGP without one")
+    docs = list(yaml.safe_load_all(planner.render_bgp(plan, planner.Secrets())))
+    assert {d["kind"] for d in docs} == {"BGPConfiguration", "BGPPeer"}
+    assert all("password" not in d["spec"] for d in docs if d["kind"] == "BGPPeer")
+    assert planner.plan_document(plan, [])["placeholders"]["bgp_password"] is None
+
+
+def test_offline_packet_plan_with_a_password_variable_renders_the_placeholder(tmp_path):
+    text = (ROOT / "examples" / "packet.yaml").read_text().replace(
+        "# bgp_password_env: V6KUBE_BGP_PASSWORD", "bgp_password_env: V6KUBE_BGP_PASSWORD")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    plan = planner.offline_plan(load_cluster(path))
+    assert plan.bgp.password_source == "$V6KUBE_BGP_PASSWORD" and "bgp_password" not in plan.assumed
+    docs = list(yaml.safe_load_all(planner.render_bgp(plan, planner.Secrets())))
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert secret["stringData"]["password"] == planner.PLACEHOLDER_BGP_PASSWORD
+
+
+def test_only_an_offline_plan_may_carry_the_password_placeholder():
+    import dataclasses
+
+    from v6kube.errors import UsageError
+
+    real = dataclasses.replace(plan_for("static"), offline=False)  # as create would build it
+    with pytest.raises(UsageError, match=r"BGP MD5 password \(from \$V6KUBE_BGP_PASSWORD\) is missing"):
+        planner.render_bgp(real, planner.Secrets())
+    text = planner.render_bgp(real, planner.Secrets(bgp_password=Secret("Abcdef12345XyZ")))
+    assert planner.PLACEHOLDER_BGP_PASSWORD not in text and "Abcdef12345XyZ" in text
+
+
 def test_real_secrets_are_rendered_when_given():
     plan = plan_for("packet")
     secrets = planner.Secrets(bootstrap_token=Secret("abcdef.0123456789abcdef"),

@@ -53,9 +53,10 @@ def plan(
 
     cluster = config.load_cluster(cluster_file)
     the_plan = planner.offline_plan(cluster, _parse_block(block, str(cluster_file)), str(cluster_file))
+    # written before the summary is shown: a bad --out is a usage error with nothing on stdout
+    written = planner.write_plan(the_plan, out) if out is not None else []
     _show_plan(the_plan)
-    if out is not None:
-        written = planner.write_plan(the_plan, out)
+    if written:
         console.info(f"wrote {len(written)} files to {out}")
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 from v6kube.redact import redact
 
 _lock = threading.Lock()
+NO_LIMIT = 100_000  # columns, for output that is not a terminal
 debug_enabled = False
 
 
@@ -23,7 +24,10 @@ def _console(stream: str):
     # rich is imported on first output, not at start-up (`--help` stays fast)
     from rich.console import Console
 
-    return Console(stderr=(stream == "err"), markup=False, highlight=False, emoji=False, soft_wrap=True)
+    console = Console(stderr=(stream == "err"), markup=False, highlight=False, emoji=False, soft_wrap=True)
+    if stream == "out" and not console.is_terminal:
+        console.width = NO_LIMIT  # not 80 columns: tables keep one line per row for a pipe or a file
+    return console
 
 
 def _text(text: str, style: str | None = None):
@@ -75,14 +79,19 @@ def data_json(document: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table on stdout. Cells are plain text (never markup)."""
+    """A table on stdout. Cells are plain text (never markup) and no word in a cell is ever split:
+    an IPv6 literal must stay copyable. A terminal narrower than the table wraps cells at spaces
+    only; a pipe or file gets one line per row."""
+    from rich.cells import cell_len
     from rich.table import Table
 
+    texts = [[_text("" if cell is None else str(cell)) for cell in row] for row in rows]
     t = Table(title=title, title_justify="left", show_lines=False)
-    for column in columns:
-        t.add_column(column, overflow="fold")
-    for row in rows:
-        t.add_row(*(_text("" if cell is None else str(cell)) for cell in row))
+    for i, column in enumerate(columns):
+        words = [w for row in texts for w in row[i].plain.split()] + column.split()
+        t.add_column(column, min_width=max(map(cell_len, words), default=1))
+    for row in texts:
+        t.add_row(*row)
     with _lock:
         _console("out").print(t)
 

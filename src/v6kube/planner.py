@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from v6kube import addressing, render
 from v6kube.addressing import AddressPlan, NodeAddress
 from v6kube.config import Cluster, PacketProvider, StaticProvider
-from v6kube.errors import ConfigError, Problem
+from v6kube.errors import ConfigError, Problem, UsageError
 from v6kube.phases import CREATE_PHASES
 from v6kube.providers import planned_calls
 from v6kube.redact import Secret
@@ -52,6 +53,7 @@ class ClusterPlan:
     addresses: AddressPlan
     bgp: BGPPlan
     assumed: dict[str, str] = field(default_factory=dict)
+    offline: bool = False  # only an offline plan may render placeholders instead of secrets
 
     @property
     def api_endpoint(self) -> str:
@@ -92,16 +94,19 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
         assumed["bgp_peers"] = f"{', '.join(map(str, ASSUMED_PEERS))} (AS {ASSUMED_PEER_ASN}), multihop"
         assumed["local_asn"] = f"{ASSUMED_LOCAL_ASN} (Local BGP), unless the project already has BGP enabled"
         assumed["max_prefix"] = f"{ASSUMED_MAX_PREFIX} prefixes per server"
+        if not provider.bgp_password_env:
+            assumed["bgp_password"] = ("no MD5 password: v6kube enables Local BGP without one; a project that "
+                                       "already has BGP with a password keeps it and create uses that")
         max_prefix = ASSUMED_MAX_PREFIX
         bgp = BGPPlan(ASSUMED_LOCAL_ASN, ASSUMED_PEER_ASN, ASSUMED_PEERS, True,
-                      f"${provider.bgp_password_env}" if provider.bgp_password_env else "the project's BGP config")
+                      f"${provider.bgp_password_env}" if provider.bgp_password_env else None)
     if block.prefixlen > 64 and isinstance(provider, PacketProvider):
         raise ConfigError(source, [Problem("--block", f"{block} is smaller than a /64; Packet gives a /56")])
     plan, problems = addressing.plan_addresses(cluster, block, nodes, max_prefix, tuple(assumed))
     if problems:
         raise ConfigError(source, problems)
     assert plan is not None
-    return ClusterPlan(cluster, plan, bgp, assumed)
+    return ClusterPlan(cluster, plan, bgp, assumed, offline=True)
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -162,7 +167,13 @@ def render_bgp(plan: ClusterPlan, secrets: Secrets) -> str:
     ]
     password = None
     if plan.bgp.password_source:
-        password = secrets.bgp_password.reveal() if secrets.bgp_password else PLACEHOLDER_BGP_PASSWORD
+        if secrets.bgp_password is not None:
+            password = secrets.bgp_password.reveal()
+        elif plan.offline:
+            password = PLACEHOLDER_BGP_PASSWORD
+        else:  # a placeholder on a real cluster would break every BGP session
+            raise UsageError(f"the BGP MD5 password (from {plan.bgp.password_source}) is missing; "
+                             "refusing to render a placeholder for a real cluster")
     return render.render(
         "calico/bgp.yaml.j2",
         cluster_name=plan.cluster.name,
@@ -239,17 +250,45 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
     }
 
 
+PLAN_DIRS = ("kubeadm", "nodes", "calico")  # what write_plan creates besides plan.json
+
+
 def write_plan(plan: ClusterPlan, out: Path) -> list[Path]:
-    """Write plan.json and every rendered file under `out`. Returns the paths written."""
-    files = render_files(plan)
-    written = []
-    for rel, text in files.items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        if rel.endswith(".sh"):
-            os.chmod(path, 0o755)
-        written.append(path)
+    """Write plan.json and every rendered file under `out`. Returns the paths written.
+
+    `out` is created, or is empty, or holds an earlier plan, which is removed first (so no file of
+    a node that left the cluster stays behind). Anything else is a UsageError naming --out."""
+    files = render_files(plan)  # before touching `out`: a failure here leaves an earlier plan alone
     doc = plan_document(plan, ["plan.json", *files])
-    (out / "plan.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    try:
+        _clear_plan_dir(out)
+        written = []
+        for rel, text in files.items():
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            if rel.endswith(".sh"):
+                os.chmod(path, 0o755)
+            written.append(path)
+        (out / "plan.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise UsageError(f"--out {out}: cannot write the plan: {exc.strerror or exc}{where}",
+                         hint="name a directory you can write to (it is created if missing)") from None
     return [out / "plan.json", *written]
+
+
+def _clear_plan_dir(out: Path) -> None:
+    """Refuse an `out` that is not a plan directory; remove an earlier plan from one that is."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory",
+                         hint="name a new directory, an empty one, or one that holds an earlier plan")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / "plan.json").is_file():
+        raise UsageError(f"--out {out}: the directory is not empty and holds no earlier plan (no plan.json)",
+                         hint="name a new or empty directory; v6kube replaces only an earlier plan")
+    for name in PLAN_DIRS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    (out / "plan.json").unlink()
