@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -16,7 +19,8 @@ from testbed.lab import target_for
 from v6kube import console
 from v6kube.errors import HostKeyMismatch, RemoteCommandFailed, SSHError, SudoPasswordRequired
 from v6kube.redact import Secret
-from v6kube.ssh import connect, describe_key, open_connections
+from v6kube.ssh import Target, connect, describe_key, open_connections, record_host_keys
+from v6kube.state import load_state
 
 pytestmark = pytest.mark.testbed
 
@@ -49,6 +53,7 @@ def test_connect_run_and_log(lab, new_node, ssh_options, capsys):
         conn.run("echo quiet-facts", phase="test", echo=False)
     assert "quiet-facts" not in capsys.readouterr().err
     assert "[test] | quiet-facts" in (ssh_options.log_dir / f"{node.name}.log").read_text()
+    assert (ssh_options.log_dir / f"{node.name}.log").stat().st_mode & 0o777 == 0o600
 
 
 def test_secrets_are_masked_in_logs_and_errors(lab, new_node, ssh_options, capsys, monkeypatch):
@@ -91,13 +96,8 @@ def test_no_pinned_key_without_trust_on_first_use_is_refused(lab, new_node, ssh_
     assert "Accepted publickey" not in node.sshd_log.read_text()
 
 
-def test_trust_on_first_use_records_the_key_and_then_pins_it(lab, new_node, ssh_options):
-    node = new_node()
-    options = dataclasses.replace(ssh_options, trust_on_first_use=True)
-    conn = connect(target_for(node, host_key=None), options)
-    assert conn.host_key == node.host_key  # the caller records this in the state
-    conn.run("true")
-    # The server gets a new key (reinstalled, or someone in the middle): the reconnect is refused.
+def new_host_key(lab, node) -> None:
+    """The server gets a new key (reinstalled, or someone in the middle)."""
     lab.stop_sshd(node)
     lab.kill_sessions(node)
     key = node.dir / "ssh_host_ed25519_key"
@@ -105,6 +105,35 @@ def test_trust_on_first_use_records_the_key_and_then_pins_it(lab, new_node, ssh_
     key.with_suffix(".pub").unlink()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     lab.start_sshd(node)
+
+
+def test_trust_on_first_use_records_the_key_in_the_state_and_later_runs_pin_it(lab, new_node, ssh_options, tmp_path):
+    node, pinned = new_node(), new_node()
+    options = dataclasses.replace(ssh_options, trust_on_first_use=True)
+    state = load_state(tmp_path / "state", "lab", "static")
+    with connect(target_for(pinned), options) as known, connect(target_for(node, host_key=None), options) as conn:
+        assert conn.trusted_on_first_use and not known.trusted_on_first_use
+        assert record_host_keys(state, {node.name: conn, pinned.name: known}) == [node.name]
+        state.save()
+    entry = json.loads(state.path.read_text())["host_keys"][node.name]
+    assert entry == {"key": node.host_key, "source": "trust-on-first-use"}
+
+    # The next run starts from the state: the recorded key is pinned, trust on first use or not.
+    again = load_state(tmp_path / "state", "lab", "static").host_keys()
+    with connect(Target(node.name, node.address, again[node.name]), options) as conn:
+        assert not conn.trusted_on_first_use and conn.run("true").ok
+    new_host_key(lab, node)
+    with pytest.raises(HostKeyMismatch):
+        connect(Target(node.name, node.address, again[node.name]), options)
+
+
+def test_a_key_trusted_on_first_use_is_pinned_for_the_reconnects(lab, new_node, ssh_options):
+    node = new_node()
+    options = dataclasses.replace(ssh_options, trust_on_first_use=True)
+    conn = connect(target_for(node, host_key=None), options)
+    assert conn.host_key == node.host_key
+    conn.run("true")
+    new_host_key(lab, node)
     with pytest.raises(HostKeyMismatch):
         conn.run("true")
     conn.close()
@@ -133,13 +162,15 @@ listener.bind((sys.argv[1], 22))
 listener.listen()
 listener.settimeout(0.1)
 end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:  # a port that answers but is not (yet) an SSH server
+served = 0
+while time.monotonic() < end or not served:  # a port that answers but is not (yet) an SSH server
     try:
         conn, _ = listener.accept()
     except socket.timeout:
         continue
     conn.sendall(b"booting...\r\n")
     conn.close()
+    served += 1
 """
 
 
@@ -152,8 +183,8 @@ def test_banner_errors_while_booting_are_retried(lab, new_node, ssh_options):
         lab.start_sshd(node)
 
     starter = threading.Thread(target=then_sshd)
+    lab.wait_listening(node)  # the fake server answers our first attempt
     starter.start()
-    time.sleep(0.3)  # the fake server listens before we connect
     try:
         with connect(target_for(node), ssh_options) as conn:
             assert conn.run("hostname").stdout.strip() == node.name
@@ -215,9 +246,22 @@ def test_reconnects_transparently_when_the_transport_dropped_between_commands(la
     conn.run("true")
     lab.stop_sshd(node)  # a restart: the old session dies, the server comes back a moment later
     lab.kill_sessions(node)
-    threading.Timer(0.8, lab.start_sshd, args=[node]).start()
-    time.sleep(0.1)
-    assert conn.run("hostname").stdout.strip() == node.name
+    restart = threading.Timer(0.8, lab.start_sshd, args=[node])
+    restart.start()
+    try:
+        assert conn.run("hostname").stdout.strip() == node.name
+    finally:
+        restart.join()
+    conn.close()
+
+
+def test_a_command_is_run_once_when_the_connection_died_just_before_it(lab, new_node, ssh_options):
+    node = new_node()
+    conn = connect(target_for(node), ssh_options)
+    conn.run("true")
+    lab.kill_sessions(node)  # whether paramiko has noticed yet or not, nothing of the next one ran
+    conn.run("echo ran >> /etc/once.runs")  # not idempotent, yet safe to send again: it never started
+    assert lab.read_file(node, "/etc/once.runs") == "ran\n"
     conn.close()
 
 
@@ -241,6 +285,25 @@ def test_every_command_has_a_timeout(lab, new_node, ssh_options):
         assert conn.run("echo still usable").ok
 
 
+def test_a_stalled_sftp_transfer_times_out(lab, new_node, ssh_options):
+    node = new_node()
+    options = dataclasses.replace(ssh_options, command_timeout=2)
+    conn = connect(target_for(node), options)
+    conn.run("true")
+    stopped = lab.session_pids(node)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)  # the server stops answering, the TCP connection stays up
+    try:
+        started = time.monotonic()
+        with pytest.raises(SSHError):
+            conn.upload(os.urandom(4 << 20), "/etc/v6kube/big.bin")
+        assert time.monotonic() - started < 15
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        conn.close()
+
+
 def test_upload_is_atomic_with_mode_and_owner(lab, new_node, ssh_options):
     node = new_node()
     with connect(target_for(node), ssh_options) as conn:
@@ -254,7 +317,7 @@ def test_upload_is_atomic_with_mode_and_owner(lab, new_node, ssh_options):
     assert lab.node_exec(node, "stat -c '%a %U %G' /etc/v6kube/grouped").stdout == "640 root daemon\n"
 
 
-def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options, sudo_installed):
+def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options, sudo_installed, capsys):
     node = new_node()
     lab.add_user(node, "ops", uid=2001, sudo="ALL=(ALL) NOPASSWD:ALL")
     options = dataclasses.replace(ssh_options, user="ops")
@@ -263,6 +326,9 @@ def test_a_sudo_user_runs_as_root_and_uploads(lab, new_node, ssh_options, sudo_i
         assert conn.run("command -v apt-get").stdout.strip() == str(node.bin_dir / "apt-get")
         conn.upload("via sudo\n", "/etc/v6kube/sudo.conf", mode=0o640, group="daemon")
         assert conn.download("/etc/v6kube/sudo.conf") == b"via sudo\n"
+    # a downloaded file may be secret: neither it nor its base64 form reaches the console or the log
+    shown = capsys.readouterr().err + (ssh_options.log_dir / f"{node.name}.log").read_text()
+    assert "via sudo" not in shown.replace("upload", "") and "dmlhIHN1ZG8K" not in shown
     assert lab.node_exec(node, "stat -c '%a %U %G' /etc/v6kube/sudo.conf").stdout == "640 root daemon\n"
     assert lab.node_exec(node, "ls /tmp/.v6kube-upload-* 2>/dev/null | wc -l").stdout.strip() == "0"
 

@@ -2,11 +2,13 @@
 
 The only module that uses paramiko (imported lazily: it costs ~150 ms that `--help` should not pay).
 
-- Host keys are pinned: the key from provisioning or the cluster file is the only one accepted.
-  Trust on first use only when asked for; the key seen is then readable as `connection.host_key`.
+- Host keys are pinned: the key from provisioning, the cluster file or the state is the only one
+  accepted. Trust on first use only when asked for; `record_host_keys` then pins the key seen in
+  the state.
 - Addresses are `ipaddress` objects handed to the socket as bare literals, never "host:port".
-- Every command has a timeout; its output goes line by line to the node's log file and, with
-  --debug, to the console. Registered secrets and the ones passed to `run(secrets=...)` are masked.
+- Every command and SFTP transfer has a timeout; a command's output goes line by line to the
+  node's log file (0600) and to the console as `[phase] node: line`. Registered secrets and the
+  ones passed to `run(secrets=...)` are masked.
 - A non-root user runs everything through `sudo -n`; a user that would need a password is refused
   with SudoPasswordRequired when the connection opens, before anything runs.
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
 import hashlib
 import logging
+import os
 import posixpath
 import secrets as random_tokens
 import shlex
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Protocol
 
 from v6kube import console
 from v6kube.errors import HostKeyMismatch, RemoteCommandFailed, SSHError, SudoPasswordRequired
@@ -39,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import paramiko
 
     from v6kube.config import SSH, Cluster
+    from v6kube.state import State
 
 AddressFamily = Literal["auto", "ipv6", "ipv4"]
 
@@ -218,6 +223,10 @@ class _Dropped(Exception):
     """The transport died while a command ran."""
 
 
+class _NotStarted(Exception):
+    """The transport died before the command could start: running it again is always safe."""
+
+
 class _LineStream:
     """Collects a stream's bytes and hands on each complete line."""
 
@@ -254,6 +263,7 @@ class SSHConnection:
         self.target = target
         self.options = options
         self._pinned = target.host_key
+        self._tofu = False
         self._seen: str | None = None
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -270,6 +280,11 @@ class SSHConnection:
     @property
     def host_key(self) -> str | None:
         return self._seen
+
+    @property
+    def trusted_on_first_use(self) -> bool:
+        """Whether the key seen was accepted only because trust on first use is on."""
+        return self._tofu
 
     @property
     def is_root(self) -> bool:
@@ -297,6 +312,12 @@ class SSHConnection:
                 try:
                     result = self._exec(self._wrap(command), shown, phase, timeout, masks, log_output, echo)
                     break
+                except _NotStarted:
+                    self._discard_transport()
+                    if reruns >= MAX_RERUNS:
+                        raise SSHError(f"{self.node}: the connection kept dropping before {shown} could start") from None
+                    reruns += 1
+                    self._note(phase, "connection lost before the command started; reconnecting")
                 except _Dropped:
                     self._discard_transport()
                     if not idempotent or reruns >= MAX_RERUNS:
@@ -337,19 +358,24 @@ class SSHConnection:
         if self.is_root:
             for attempt in (1, 2):
                 with self._lock:
-                    self._ensure_transport(phase)
-                    try:
-                        with self._sftp_client().open(path, "rb") as remote:
-                            return remote.read()
-                    except FileNotFoundError:
-                        raise SSHError(f"{self.node}: {path}: no such file") from None
-                    except (EOFError, OSError, _paramiko().SSHException):
-                        if self._transport is not None and not _transport_died(self._transport):
-                            raise
-                        self._discard_transport()
-                        if attempt == 2:
-                            raise SSHError(f"{self.node}: the connection dropped while reading {path}") from None
-        result = self.run(f"base64 < {shlex.quote(path)}", phase=phase, idempotent=True, log_output=False)
+                    transport = self._ensure_transport(phase)
+                    with _watchdog(transport, self.options.command_timeout) as stalled:
+                        try:
+                            with self._sftp_client().open(path, "rb") as remote:
+                                return remote.read()
+                        except FileNotFoundError:
+                            raise SSHError(f"{self.node}: {path}: no such file") from None
+                        except (EOFError, OSError, _paramiko().SSHException):
+                            if not stalled.is_set() and not _transport_died(transport):
+                                raise
+                    self._discard_transport()
+                    if stalled.is_set():
+                        raise SSHError(f"{self.node}: reading {path} timed out after {self.options.command_timeout:g} s")
+                    if attempt == 2:
+                        raise SSHError(f"{self.node}: the connection dropped while reading {path}")
+        # The file may be secret (a kubeconfig): its contents go neither to the log nor the console.
+        result = self.run(f"base64 < {shlex.quote(path)}", phase=phase, idempotent=True, log_output=False,
+                          echo=False)
         return base64.b64decode(result.stdout)
 
     def close(self) -> None:
@@ -463,6 +489,7 @@ class SSHConnection:
         self._seen = seen
         if self._pinned is None:
             self._pinned = seen  # first use: from now on (reconnects) this key is the only one accepted
+            self._tofu = True
         return transport
 
     def _check_host_key(self, seen: str, where: str) -> None:
@@ -514,8 +541,8 @@ class SSHConnection:
 
     def _check_sudo(self, phase: str) -> None:
         try:
-            result = self._exec("sudo -n true", "sudo -n true", phase, 60.0, (), True, False)
-        except _Dropped:
+            result = self._exec("LC_ALL=C sudo -n true", "sudo -n true", phase, 60.0, (), True, False)
+        except (_Dropped, _NotStarted):
             raise SSHError(f"{self.node}: the connection dropped while checking sudo") from None
         if result.ok:
             self._sudo_checked = True
@@ -550,7 +577,8 @@ class SSHConnection:
     def _wrap(self, command: str) -> str:
         if self.is_root:
             return command
-        return f"sudo -n -- sh -c {shlex.quote(command)}"
+        # LC_ALL=C: sudo's "a password is required" is recognised by its English text.
+        return f"LC_ALL=C sudo -n -- sh -c {shlex.quote(command)}"
 
     def _exec(self, wrapped: str, shown: str, phase: str, timeout: float | None,
               masks: tuple[str, ...], log_output: bool, echo: bool) -> CommandResult:
@@ -573,9 +601,16 @@ class SSHConnection:
         out, err = _LineStream(emitter("|")), _LineStream(emitter("!"))
         try:
             channel = transport.open_session(timeout=ATTEMPT_TIMEOUT)
-            channel.exec_command(wrapped)
-            channel.shutdown_write()
         except (EOFError, OSError, _paramiko().SSHException):
+            if _transport_died(transport):
+                raise _NotStarted() from None
+            raise
+        try:
+            with _watchdog(transport, ATTEMPT_TIMEOUT):  # paramiko waits for the reply without limit
+                channel.exec_command(wrapped)  # once sent, the command may have started
+                channel.shutdown_write()
+        except (EOFError, OSError, _paramiko().SSHException):
+            channel.close()
             if _transport_died(transport):
                 raise _Dropped() from None
             raise
@@ -617,26 +652,32 @@ class SSHConnection:
         paramiko = _paramiko()
         for attempt in (1, 2, 3):
             with self._lock:
-                self._ensure_transport(phase)
-                try:
-                    sftp = self._sftp_client()
+                transport = self._ensure_transport(phase)
+                with _watchdog(transport, self.options.command_timeout) as stalled:
                     try:
-                        remote = sftp.open(staging, "wb")
-                    except FileNotFoundError:
-                        # The target directory does not exist yet (only for root, who stages there).
-                        self.run(f"mkdir -p {shlex.quote(directory)}", phase=phase, idempotent=True)
-                        remote = sftp.open(staging, "wb")
-                    with remote:
-                        remote.chmod(0o600)  # may be secret: nobody else reads it while it is staged
-                        remote.write(payload)
-                    return
-                except (EOFError, OSError, paramiko.SSHException) as exc:
-                    if self._transport is not None and not _transport_died(self._transport):
-                        raise SSHError(f"{self.node}: cannot write {staging}: {exc}") from None
+                        sftp = self._sftp_client()
+                        try:
+                            remote = sftp.open(staging, "wb")
+                        except FileNotFoundError:
+                            # The target directory does not exist yet (only for root, who stages there).
+                            self.run(f"mkdir -p {shlex.quote(directory)}", phase=phase, idempotent=True)
+                            remote = sftp.open(staging, "wb")
+                        with remote:
+                            remote.chmod(0o600)  # may be secret: nobody else reads it while it is staged
+                            remote.write(payload)
+                        return
+                    except (EOFError, OSError, paramiko.SSHException) as exc:
+                        failure = exc
+                if stalled.is_set():
                     self._discard_transport()
-                    if attempt == 3:
-                        raise SSHError(f"{self.node}: the connection kept dropping while uploading {staging}") from None
-                    self._note(phase, "connection dropped during an upload; reconnecting", loud=True)
+                    raise SSHError(f"{self.node}: uploading {staging} timed out after {self.options.command_timeout:g} s",
+                                   hint="the node may be slow or stuck; ssh.command_timeout sets the limit")
+                if not _transport_died(transport):
+                    raise SSHError(f"{self.node}: cannot write {staging}: {failure}")
+                self._discard_transport()
+                if attempt == 3:
+                    raise SSHError(f"{self.node}: the connection kept dropping while uploading {staging}")
+                self._note(phase, "connection dropped during an upload; reconnecting", loud=True)
 
     def _sftp_client(self) -> paramiko.SFTPClient:
         if self._sftp is None:
@@ -658,8 +699,10 @@ class SSHConnection:
             return
         stamp = datetime.now().astimezone().isoformat(timespec="milliseconds")
         with self._log_lock:
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self._log_path.open("a", encoding="utf-8") as log:
+            self._log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # 0600 like the state file: the log names hosts, commands and their output.
+            fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as log:
                 log.write(f"{stamp} {redact(line)}".replace("\n", "\n    ") + "\n")
 
 
@@ -669,6 +712,25 @@ class _NotUpYet(Exception):
 
 class _NoRoute(Exception):
     """ENETUNREACH: this machine has no route to that address family."""
+
+
+@contextlib.contextmanager
+def _watchdog(transport: paramiko.Transport, seconds: float) -> Iterator[threading.Event]:
+    """Cut the connection when the block outlasts `seconds`; the event tells that it did. paramiko
+    waits without limit in places: opening the SFTP channel, writing into full TCP buffers."""
+    fired = threading.Event()
+
+    def cut() -> None:
+        fired.set()
+        transport.close()
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
 
 
 def _transport_died(transport: paramiko.Transport, grace: float = 1.0) -> bool:
@@ -711,6 +773,18 @@ def _mask(text: str, masks: tuple[str, ...]) -> str:
 
 
 # --- opening connections for a cluster ---------------------------------------------------------
+
+
+def record_host_keys(state: State, connections: Mapping[str, SSHConnection]) -> list[str]:
+    """Pin in the state every key accepted on first use, so later runs accept only that key.
+    Returns the nodes recorded; the caller saves the state."""
+    recorded = []
+    for name, conn in connections.items():
+        if conn.trusted_on_first_use and conn.host_key and state.host_key(name) is None:
+            state.pin_host_key(name, conn.host_key, "trust-on-first-use")
+            recorded.append(name)
+    return recorded
+
 
 
 def connect(target: Target, options: SSHOptions, *, phase: str = "ssh") -> SSHConnection:

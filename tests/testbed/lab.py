@@ -394,6 +394,12 @@ Subsystem sftp internal-sftp
         return subprocess.Popen(["nsenter", "-t", str(node.holder.pid), "-m", "-u", "-n", "--", *argv],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def wait_listening(self, node: Node, port: int = 22, timeout: float = 15) -> None:
+        """Wait until something in the node listens on its address:port."""
+        assert node.holder is not None
+        _wait_for(lambda: _listening(node.holder.pid, node.address, port), timeout,
+                  f"{node.name}: a listener on port {port}")
+
     def read_file(self, node: Node, path: str) -> str | None:
         result = self.node_exec(node, f"cat {shlex.quote(path)}", check=False)
         return result.stdout if result.returncode == 0 else None
