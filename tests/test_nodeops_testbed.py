@@ -18,11 +18,13 @@ from v6kube.nodeops import (
     RESOLVED_DROPIN,
     SYSCTL_FILE,
     PrepareSpec,
+    StepResult,
     check_script,
     gather_facts,
     plan_node,
     prepare_nodes,
     render_prepare_script,
+    step_script,
     steps_for,
 )
 from v6kube.ssh import open_connections
@@ -252,6 +254,38 @@ def test_a_connection_dropped_mid_step_is_retried_and_the_step_completes(lab, ne
     assert sum(c.startswith("apt-get update") for c in lab.calls(node)) == 2  # the step ran again
     assert (node.state_dir / "dpkg" / "kubeadm").read_text().startswith("1.33.")
     assert "connection dropped" in (ssh_options.log_dir / f"{node.name}.log").read_text()
+
+
+def test_steps_on_one_node_run_one_at_a_time(lab, new_node, ssh_options):
+    # After a drop the first copy of a step may still run when the step is sent again.
+    node = new_node()
+    step = StepResult("slow", ("echo start >> /etc/steps.log", "sleep 1", "echo end >> /etc/steps.log"), "test")
+    connections = connections_for([node], ssh_options)
+    second = connections_for([node], ssh_options)
+    try:
+        runs = [threading.Thread(target=c[node.name].run, args=(step_script(step),)) for c in (connections, second)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+    finally:
+        close_all(connections)
+        close_all(second)
+    assert lab.read_file(node, "/etc/steps.log") == "start\nend\nstart\nend\n"
+
+
+def test_packages_wait_for_a_dpkg_lock_held_by_someone_else(lab, new_node, ssh_options):
+    node = new_node(os_name="ubuntu-24.04")
+    # unattended-upgrades on a freshly booted server holds dpkg's lock for a while
+    holder = lab.popen_in(node, ["flock", str(node.state_dir / "dpkg.lock"), "sleep", "2"])
+    connections = connections_for([node], ssh_options)
+    try:
+        results = prepare_nodes(connections, {node.name: spec_for(lab, node)})
+    finally:
+        close_all(connections)
+        holder.wait(10)
+    assert any(r.step == "packages" and r.changed for r in results[node.name])
+    assert (node.state_dir / "dpkg" / "kubeadm").read_text().startswith("1.33.")
 
 
 def test_a_failing_step_names_the_step_and_the_other_nodes_finish(lab, new_node, ssh_options):

@@ -72,8 +72,13 @@ PEER_ROUTES_UNIT_FILE = f"/etc/systemd/system/{PEER_ROUTES_UNIT}"
 MANAGED_FILES = (SYSCTL_FILE, MODULES_FILE, DOCKER_LIST, KUBERNETES_LIST, CONTAINERD_CONFIG,
                  RESOLVED_DROPIN, KUBELET_RESOLV_CONF, PEER_ROUTES_SCRIPT, PEER_ROUTES_UNIT_FILE)
 WATCHED_UNITS = ("swap.target", PEER_ROUTES_UNIT)
-APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+# A fresh server's unattended-upgrades may hold dpkg's lock for minutes: wait for it, not fail.
+APT_LOCK_WAIT = "-o DPkg::Lock::Timeout=600"
+APT_INSTALL = (f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {APT_LOCK_WAIT} "
                "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold")
+# Steps sent over SSH run one at a time per node: after a dropped connection the first copy of a
+# step may still be running when it is sent again (flock -o: what the step starts keeps no lock).
+STEP_LOCK = "/run/v6kube-prepare.lock"
 
 
 # --- the desired state -----------------------------------------------------------------------------
@@ -728,7 +733,7 @@ def packages_step(spec: PrepareSpec, os: OSRelease) -> Step:
         summary="containerd " + f"{spec.containerd_major}.x and kubelet, kubeadm, kubectl "
                 f"{spec.kubernetes_minor} are installed",
         check=_all(*(_call("package_installed", p, prefix) for p, prefix in wanted)),
-        commands=("apt-get update -q",
+        commands=(f"apt-get update -q {APT_LOCK_WAIT}",
                   APT_INSTALL + " " + " ".join(q(f"{p}={prefix}*") for p, prefix in wanted)),
     )
 
@@ -822,8 +827,10 @@ def plan_node(facts: Facts, spec: PrepareSpec) -> list[StepResult]:
 
 
 def step_script(result: StepResult) -> str:
-    """A step's commands as one remote script; `set -e` stops at the first failing command."""
-    return "set -eu\n" + "\n".join(result.commands)
+    """A step's commands as one remote command under the node's step lock; `set -e` stops at the
+    first failing command."""
+    script = "set -eu\n" + "\n".join(result.commands)
+    return f"flock -o -w 900 {STEP_LOCK} sh -c {q(script)}"
 
 
 def check_script(step: Step) -> str:

@@ -27,8 +27,12 @@ cmd=
 pkgs=
 skip=
 allow_held=
+lock_wait=
 for a in "$@"; do
-  if [ -n "$skip" ]; then skip=; continue; fi
+  if [ -n "$skip" ]; then
+    case "$a" in DPkg::Lock::Timeout=*) lock_wait=${a#*=} ;; esac
+    skip=; continue
+  fi
   case "$a" in
     -o|-c|-t) skip=1 ;;
     --allow-change-held-packages) allow_held=1 ;;
@@ -38,6 +42,14 @@ for a in "$@"; do
 done
 sleep_if_asked() {
   if [ -s "$STATE/apt-get.delay" ]; then sleep "$(cat "$STATE/apt-get.delay")"; fi
+}
+take_dpkg_lock() {  # like dpkg's frontend lock: fail at once unless told how long to wait
+  exec 8>"$STATE/dpkg.lock"
+  if [ -n "$lock_wait" ]; then
+    flock -w "$lock_wait" 8 || { echo "E: Could not get lock /var/lib/dpkg/lock-frontend after ${lock_wait}s" >&2; exit 100; }
+  else
+    flock -n 8 || { echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2; exit 100; }
+  fi
 }
 case "$cmd" in
   update)
@@ -60,6 +72,7 @@ case "$cmd" in
     echo "Reading package lists... Done"
     ;;
   install)
+    take_dpkg_lock
     sleep_if_asked
     mkdir -p "$STATE/dpkg"
     for spec in $pkgs; do

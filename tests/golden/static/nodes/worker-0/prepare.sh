@@ -339,8 +339,8 @@ if package_installed containerd.io 2. && package_installed kubelet 1.33. && pack
   echo 'ok: packages: containerd 2.x and kubelet, kubeadm, kubectl 1.33 are installed'
 else
   echo 'run: packages'
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold 'containerd.io=2.*' 'kubelet=1.33.*' 'kubeadm=1.33.*' 'kubectl=1.33.*'
+  apt-get update -q -o DPkg::Lock::Timeout=600
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold 'containerd.io=2.*' 'kubelet=1.33.*' 'kubeadm=1.33.*' 'kubectl=1.33.*'
 fi
 
 # --- packages-held: kubelet, kubeadm and kubectl are held (upgrades go through kubeadm)
