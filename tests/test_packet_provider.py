@@ -502,6 +502,19 @@ def test_delete_is_idempotent(api, provider, capsys):
     assert provider.find_servers() == []
 
 
+def test_a_server_still_deprovisioning_is_not_found_and_is_made_anew(clock):
+    with FakeMetal(token=TOKEN, clock=clock, durations={"deprovisioning": 120}) as api:
+        provider = provider_for(api, clock)
+        (old,) = provider.ensure_servers(specs_for(["cp-0"]))
+        provider.delete_servers([old])
+        assert [d["state"] for d in api.project_devices()] == ["deprovisioning"]
+        assert provider.find_servers() == []
+        (new,) = provider.ensure_servers(specs_for(["cp-0"]))  # not "two devices named cp-0"
+        assert new.id != old.id
+        clock.sleep(120)
+        assert [d["id"] for d in api.project_devices()] == [new.id]
+
+
 # --- credentials and secrecy --------------------------------------------------------------------
 
 

@@ -138,7 +138,7 @@ class FakeMetal:
         self.project_id = project_id or str(uuid.uuid4())
         self.metro = metro
         self.block = ipaddress.IPv6Network(block)
-        self.durations = {"queued": 0.0, "provisioning": 0.0, **(durations or {})}
+        self.durations = {"queued": 0.0, "provisioning": 0.0, "deprovisioning": 0.0, **(durations or {})}
         self.clock = clock
         self.addresses = dict(addresses or {})
         self.host = host
@@ -252,6 +252,7 @@ class FakeMetal:
     def project_devices(self, project_id: str | None = None) -> list[dict]:
         pid = project_id or self.project_id
         with self.lock:
+            self._reap()
             return [self._device_json(d) for d in self.devices.values() if d["project"] == pid]
 
     # --- dispatch ------------------------------------------------------------------------------
@@ -288,7 +289,16 @@ class FakeMetal:
 
         if fault and fault.after and self._inject(handler, record, fault):
             return None
-        handler.answer_json(status, answer, record=record)
+        handler.answer_json(status, answer, self._rate_headers(), record=record)
+
+    def _rate_headers(self) -> dict[str, str]:
+        """The live API's rate-limit headers ride on every answer (packngo reads them from each)."""
+        with self.lock:
+            used = len(self.requests)
+        window = 3600
+        reset = int(self.clock() // window + 1) * window
+        return {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(max(0, 5000 - used)),
+                "X-RateLimit-Reset": str(reset)}
 
     def _inject(self, handler: "_Handler", record: Recorded, fault: Fault) -> bool:
         """Apply a fault's delay, then its reset or status; True when that answered the request."""
@@ -325,6 +335,7 @@ class FakeMetal:
         return project
 
     def _device(self, device_id: str) -> dict:
+        self._reap()
         device = self.devices.get(device_id)
         if device is None:
             raise _errors(404, "Not found")
@@ -333,6 +344,8 @@ class FakeMetal:
         return device
 
     def _state(self, device: dict) -> str:
+        if device.get("deleted") is not None:
+            return "deprovisioning"
         elapsed = self.clock() - device["created"]
         if elapsed < self.durations["queued"]:
             return "queued"
@@ -460,6 +473,12 @@ class FakeMetal:
             document["provisioning_percentage"] = 50.0
         return document
 
+    def _reap(self) -> None:
+        """Deleted devices stay `deprovisioning` for durations["deprovisioning"], then are gone."""
+        for device_id, device in list(self.devices.items()):
+            if device.get("deleted") is not None and self.clock() - device["deleted"] >= self.durations["deprovisioning"]:
+                del self.devices[device_id]
+
     def _visible(self, device: dict) -> bool:
         return not (device["vanish"] and self._state(device) == "failed")
 
@@ -467,6 +486,7 @@ class FakeMetal:
 
     def list_devices(self, project_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         self._project(project_id)
+        self._reap()
         devices = [d for d in self.devices.values() if d["project"] == project_id and self._visible(d)]
         if "tag" in query:
             devices = [d for d in devices if query["tag"][-1] in d["tags"]]
@@ -512,11 +532,14 @@ class FakeMetal:
         return 200, self._device_json(self._device(device_id))
 
     def delete_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
-        if device_id not in self.devices:
+        self._reap()
+        device = self.devices.get(device_id)
+        if device is None:
             raise _errors(404, "Not found")
-        del self.devices[device_id]
+        device.setdefault("deleted", self.clock())  # deprovisioning, then gone (see _reap)
         for session_id in [s for s, v in self.sessions.items() if v["device"] == device_id]:
             del self.sessions[session_id]
+        self._reap()
         return 204, None
 
     # --- SSH keys ------------------------------------------------------------------------------
