@@ -102,3 +102,10 @@ def _running(pid: int) -> bool:
 
 def test_namespace_names_are_unique_per_session(lab):
     assert all(ns.startswith(f"v6kt{os.getpid()}-{lab.token}-") for ns in lab._namespaces)
+
+
+def test_a_node_has_its_own_proc_swaps_with_no_swap(lab, new_node):
+    # swap is machine-wide; the node's own file keeps the swap-off step independent of the host
+    node = new_node()
+    assert lab.node_exec(node, "findmnt -n -o TARGET /proc/swaps").stdout.strip() == "/proc/swaps"
+    assert lab.node_exec(node, "awk 'NR > 1' /proc/swaps").stdout == ""

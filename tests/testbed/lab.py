@@ -327,8 +327,13 @@ Subsystem sftp internal-sftp
         if resolved:
             run_setup += (" && mkdir -p /run/systemd/resolve && "
                           "printf 'nameserver 127.0.0.53\\noptions edns0 trust-ad\\n' > /run/systemd/resolve/stub-resolv.conf")
+        # Swap is machine-wide: the node gets its own /proc/swaps (none active), so a host with
+        # swap on does not leave the swap-off step unable to converge (the swapoff stub does nothing).
+        swaps = node.dir / "swaps"
+        swaps.write_text("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
         script = (f"hostname {node.name} && "
                   f"mount -t overlay overlay -o lowerdir=/etc,upperdir={node.etc_upper},workdir={node.dir / 'etc-work'} /etc && "
+                  f"mount --bind {swaps} /proc/swaps && "
                   f"mount -t tmpfs -o mode=0755 tmpfs /run && {run_setup} && touch {ready} && exec sleep infinity")
         node.holder = subprocess.Popen(
             ["ip", "netns", "exec", node.ns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script],
