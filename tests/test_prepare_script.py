@@ -93,7 +93,7 @@ def test_values_are_quoted_and_sysctl_applies_only_its_file():
     assert "'containerd.io=2.*' 'kubelet=1.33.*' 'kubeadm=1.33.*' 'kubectl=1.33.*'" in text
     assert "apt-mark hold kubelet kubeadm kubectl" in text
     assert "[plugins.'\"'\"'io.containerd.cri.v1.runtime'\"'\"'.containerd.runtimes.runc.options]" in text
-    assert "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /" in text
+    assert "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /" in text
 
 
 def test_a_spec_that_could_break_the_script_is_refused():

@@ -56,7 +56,8 @@ MODULES = ("br_netfilter", "overlay")
 KEYRINGS_DIR = "/etc/apt/keyrings"
 DOCKER_KEYRING = f"{KEYRINGS_DIR}/docker.asc"
 DOCKER_LIST = "/etc/apt/sources.list.d/docker.list"
-KUBERNETES_KEYRING = f"{KEYRINGS_DIR}/kubernetes-apt-keyring.gpg"
+# Armored keys as they are served (apt reads .asc keyrings): no gpg needed on the node.
+KUBERNETES_KEYRING = f"{KEYRINGS_DIR}/kubernetes-apt-keyring.asc"
 KUBERNETES_LIST = "/etc/apt/sources.list.d/kubernetes.list"
 KUBERNETES_PACKAGES = ("kubelet", "kubeadm", "kubectl")
 CONTAINERD_PACKAGE = "containerd.io"
@@ -663,16 +664,10 @@ def ensure_peer_routes_at_boot(facts: Facts, spec: PrepareSpec) -> StepResult:
 # apt repositories
 
 
-def _fetch_key(url: str, keyring: str, *, dearmor: bool) -> tuple[str, ...]:
+def _fetch_key(url: str, keyring: str) -> tuple[str, ...]:
     new = f"{keyring}.v6kube-new"
-    if not dearmor:
-        fetch: tuple[str, ...] = (f"curl -fsSL --retry 5 -o {q(new)} {q(url)}",)
-    else:
-        armored = f"{keyring}.asc.v6kube-new"
-        fetch = (f"curl -fsSL --retry 5 -o {q(armored)} {q(url)}",
-                 f"gpg --batch --yes --dearmor -o {q(new)} {q(armored)}",
-                 f"rm -f {q(armored)}")
-    return (f"install -d -m 0755 {q(KEYRINGS_DIR)}", *fetch, f"chmod 0644 {q(new)}", f"mv -f {q(new)} {q(keyring)}")
+    return (f"install -d -m 0755 {q(KEYRINGS_DIR)}", f"curl -fsSL --retry 5 -o {q(new)} {q(url)}",
+            f"chmod 0644 {q(new)}", f"mv -f {q(new)} {q(keyring)}")
 
 
 def docker_list(os: OSRelease) -> str:
@@ -685,7 +680,7 @@ def docker_repo_step(spec: PrepareSpec, os: OSRelease) -> Step:
         name="docker-repo",
         summary=f"apt has the Docker repository for {os.id} {os.codename} (containerd 2.x)",
         check=_all(_call("nonempty", DOCKER_KEYRING), _call("file_is", DOCKER_LIST, content)),
-        commands=(*_fetch_key(f"https://download.docker.com/linux/{os.id}/gpg", DOCKER_KEYRING, dearmor=False),
+        commands=(*_fetch_key(f"https://download.docker.com/linux/{os.id}/gpg", DOCKER_KEYRING),
                   *write_file(DOCKER_LIST, content)),
     )
 
@@ -707,7 +702,7 @@ def kubernetes_repo_step(spec: PrepareSpec, os: OSRelease) -> Step:
         name="kubernetes-repo",
         summary=f"apt has the pkgs.k8s.io repository for Kubernetes {spec.kubernetes_minor}",
         check=_all(_call("nonempty", KUBERNETES_KEYRING), _call("file_is", KUBERNETES_LIST, content)),
-        commands=(*_fetch_key(url, KUBERNETES_KEYRING, dearmor=True), *write_file(KUBERNETES_LIST, content)),
+        commands=(*_fetch_key(url, KUBERNETES_KEYRING), *write_file(KUBERNETES_LIST, content)),
     )
 
 

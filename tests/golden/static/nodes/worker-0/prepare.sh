@@ -314,21 +314,19 @@ fi
 esac
 
 # --- kubernetes-repo: apt has the pkgs.k8s.io repository for Kubernetes 1.33
-if nonempty /etc/apt/keyrings/kubernetes-apt-keyring.gpg && file_is /etc/apt/sources.list.d/kubernetes.list '# Written by v6kube: Kubernetes 1.33 packages (one repository per minor version).
-deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /
+if nonempty /etc/apt/keyrings/kubernetes-apt-keyring.asc && file_is /etc/apt/sources.list.d/kubernetes.list '# Written by v6kube: Kubernetes 1.33 packages (one repository per minor version).
+deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /
 '; then
   echo 'ok: kubernetes-repo: apt has the pkgs.k8s.io repository for Kubernetes 1.33'
 else
   echo 'run: kubernetes-repo'
   install -d -m 0755 /etc/apt/keyrings
-  curl -fsSL --retry 5 -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg.asc.v6kube-new https://pkgs.k8s.io/core:/stable:/v1.33/deb/Release.key
-  gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg.v6kube-new /etc/apt/keyrings/kubernetes-apt-keyring.gpg.asc.v6kube-new
-  rm -f /etc/apt/keyrings/kubernetes-apt-keyring.gpg.asc.v6kube-new
-  chmod 0644 /etc/apt/keyrings/kubernetes-apt-keyring.gpg.v6kube-new
-  mv -f /etc/apt/keyrings/kubernetes-apt-keyring.gpg.v6kube-new /etc/apt/keyrings/kubernetes-apt-keyring.gpg
+  curl -fsSL --retry 5 -o /etc/apt/keyrings/kubernetes-apt-keyring.asc.v6kube-new https://pkgs.k8s.io/core:/stable:/v1.33/deb/Release.key
+  chmod 0644 /etc/apt/keyrings/kubernetes-apt-keyring.asc.v6kube-new
+  mv -f /etc/apt/keyrings/kubernetes-apt-keyring.asc.v6kube-new /etc/apt/keyrings/kubernetes-apt-keyring.asc
   install -d -m 0755 /etc/apt/sources.list.d
   printf '%s' '# Written by v6kube: Kubernetes 1.33 packages (one repository per minor version).
-deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /
+deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /
 ' > /etc/apt/sources.list.d/kubernetes.list.v6kube-new
   chmod 0644 /etc/apt/sources.list.d/kubernetes.list.v6kube-new
   mv -f /etc/apt/sources.list.d/kubernetes.list.v6kube-new /etc/apt/sources.list.d/kubernetes.list
