@@ -301,6 +301,7 @@ FACTS = (
     Fact("swaps", "cat /proc/swaps", parse_swaps),
     Fact("fstab", "cat /etc/fstab", parse_fstab_swaps),
     Fact("sysctls", "sysctl " + " ".join(key for key, _ in SYSCTLS), parse_sysctls),
+    Fact("accept_ra", "sysctl -a -r " + q(r"^net\.ipv6\.conf\..*\.accept_ra$"), parse_sysctls),
     Fact("modules", "lsmod", parse_lsmod),
     Fact("builtin_modules", 'cat "/lib/modules/$(uname -r)/modules.builtin"', parse_builtin_modules),
     Fact("packages", "dpkg-query -W -f='${Package} ${db:Status-Status} ${Version}\\n' "
@@ -326,6 +327,7 @@ class Facts:
     swaps: tuple[str, ...] = ()
     fstab: tuple[str, ...] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    accept_ra: Mapping[str, str] = field(default_factory=dict)  # per interface, as sysctl names them
     modules: frozenset[str] = frozenset()
     builtin_modules: frozenset[str] = frozenset()
     packages: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -515,14 +517,22 @@ def sysctl_conf(spec: PrepareSpec) -> str:
     return render("node/sysctl.conf.j2", sysctls=SYSCTLS)
 
 
+# all.accept_ra does not reach interfaces that exist already: with forwarding on, one still at 1
+# ignores router advertisements, and a default route learned from them expires. Those go to 2
+# (interfaces at 0 have their RAs handled elsewhere, e.g. by systemd-networkd, and stay).
+RA_FIX = ('for f in /proc/sys/net/ipv6/conf/*/accept_ra; do '
+          'if [ "$(cat "$f")" = 1 ]; then echo 2 > "$f"; fi; done')
+
+
 def sysctls_step(spec: PrepareSpec, os: OSRelease) -> Step:
     content = sysctl_conf(spec)
     return Step(
         name="sysctls",
         summary="IPv6 forwarding is on (accept_ra 2), now and after a reboot",
-        check=_all(_call("file_is", SYSCTL_FILE, content), *(_call("sysctl_is", k, v) for k, v in SYSCTLS)),
+        check=_all(_call("file_is", SYSCTL_FILE, content), *(_call("sysctl_is", k, v) for k, v in SYSCTLS),
+                   "ra_kept"),
         # Only this file: `sysctl --system` would also re-apply every other file's global settings.
-        commands=(*write_file(SYSCTL_FILE, content), f"sysctl -p {q(SYSCTL_FILE)}"),
+        commands=(*write_file(SYSCTL_FILE, content), f"sysctl -p {q(SYSCTL_FILE)}", RA_FIX),
     )
 
 
@@ -530,6 +540,7 @@ def ensure_sysctls(facts: Facts, spec: PrepareSpec) -> StepResult:
     step = sysctls_step(spec, facts.os)
     problems = _file_problem(facts, SYSCTL_FILE, sysctl_conf(spec))
     wrong = [f"{k} = {facts.sysctls.get(k, '?')}" for k, v in SYSCTLS if facts.sysctls.get(k) != v]
+    wrong += [f"{k} = 1" for k, v in sorted(facts.accept_ra.items()) if v == "1"]
     if wrong:
         problems.append("live values differ: " + ", ".join(wrong))
     return _result(step, problems)

@@ -5,6 +5,8 @@
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
 nonempty() { [ -s "$1" ]; }
 sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
+# No interface still ignores router advertisements because forwarding is on (accept_ra 1).
+ra_kept() { ! grep -qsx 1 /proc/sys/net/ipv6/conf/*/accept_ra; }
 module_loaded() {
   lsmod 2>/dev/null | awk -v m="$1" 'NR > 1 && $1 == m { found = 1 } END { exit !found }' ||
     grep -qsx ".*/$1\.ko" "/lib/modules/$(uname -r)/modules.builtin"

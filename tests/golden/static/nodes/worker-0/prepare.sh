@@ -27,6 +27,8 @@ esac
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
 nonempty() { [ -s "$1" ]; }
 sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
+# No interface still ignores router advertisements because forwarding is on (accept_ra 1).
+ra_kept() { ! grep -qsx 1 /proc/sys/net/ipv6/conf/*/accept_ra; }
 module_loaded() {
   lsmod 2>/dev/null | awk -v m="$1" 'NR > 1 && $1 == m { found = 1 } END { exit !found }' ||
     grep -qsx ".*/$1\.ko" "/lib/modules/$(uname -r)/modules.builtin"
@@ -94,7 +96,7 @@ net.ipv6.conf.all.forwarding = 1
 net.ipv6.conf.default.forwarding = 1
 net.ipv6.conf.all.accept_ra = 2
 net.ipv6.conf.default.accept_ra = 2
-' && sysctl_is net.ipv6.conf.all.forwarding 1 && sysctl_is net.ipv6.conf.default.forwarding 1 && sysctl_is net.ipv6.conf.all.accept_ra 2 && sysctl_is net.ipv6.conf.default.accept_ra 2; then
+' && sysctl_is net.ipv6.conf.all.forwarding 1 && sysctl_is net.ipv6.conf.default.forwarding 1 && sysctl_is net.ipv6.conf.all.accept_ra 2 && sysctl_is net.ipv6.conf.default.accept_ra 2 && ra_kept; then
   echo 'ok: sysctls: IPv6 forwarding is on (accept_ra 2), now and after a reboot'
 else
   echo 'run: sysctls'
@@ -109,6 +111,7 @@ net.ipv6.conf.default.accept_ra = 2
   chmod 0644 /etc/sysctl.d/90-v6kube.conf.v6kube-new
   mv -f /etc/sysctl.d/90-v6kube.conf.v6kube-new /etc/sysctl.d/90-v6kube.conf
   sysctl -p /etc/sysctl.d/90-v6kube.conf
+  for f in /proc/sys/net/ipv6/conf/*/accept_ra; do if [ "$(cat "$f")" = 1 ]; then echo 2 > "$f"; fi; done
 fi
 
 # --- resolvers-resolved: systemd-resolved uses the IPv6 resolvers 2001:4860:4860::8888, 2001:4860:4860::8844
