@@ -128,8 +128,8 @@ def test_device_request_asks_for_addresses_keys_tags_and_the_pinned_host_key(api
         ("da", "c3.small.x86", "ubuntu_24_04", "hourly")
     assert body["hostname"] == "cp-0"
     assert body["tags"] == ["v6kube", "v6kube-cluster:demo", "v6kube-role:control-plane"]
-    assert {"address_family": 4, "public": False} in body["ip_addresses"]
-    assert {"address_family": 6, "public": True} in body["ip_addresses"]
+    assert body["ip_addresses"] == [{"address_family": 4, "public": False}, {"address_family": 6, "public": True},
+                                    {"address_family": 4, "public": True}]
     (key,) = api.ssh_keys.values()
     assert body["project_ssh_keys"] == [key["id"]] and key["fingerprint"] == md5_fingerprint(OPERATOR_KEY)
     userdata = body["userdata"]
@@ -140,6 +140,14 @@ def test_device_request_asks_for_addresses_keys_tags_and_the_pinned_host_key(api
     assert document["ssh_keys"]["ed25519_private"].strip() == spec.host_private_key.reveal().strip()
     captured = capsys.readouterr()
     assert "PRIVATE KEY" not in captured.out + captured.err
+
+
+def test_no_public_ipv4_when_the_cluster_file_says_so(api, clock):
+    provider = provider_for(api, clock, provider={"public_ipv4": False})
+    (server,) = provider.wait_servers(provider.ensure_servers(specs_for(["cp-0"])), 3600)
+    (post,) = api.recorded("POST", DEVICES)
+    assert post.json["ip_addresses"] == [{"address_family": 4, "public": False}, {"address_family": 6, "public": True}]
+    assert server.ipv4_public is None and server.ipv6 is not None
 
 
 def test_cloud_config_needs_both_halves_of_the_host_key():

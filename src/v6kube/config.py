@@ -163,6 +163,9 @@ class PacketProvider(Model):
     api_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     # Name of the environment variable holding the BGP MD5 password used when v6kube enables BGP.
     bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
+    # A public IPv4 per server, only so that SSH works from machines without IPv6 (the cluster
+    # itself is IPv6-only); false asks for none.
+    public_ipv4: bool = True
 
 
 class StaticProvider(Model):

@@ -5,9 +5,9 @@ Ownership: a device belongs to the cluster when it carries the tag `v6kube-clust
 letters, digits, '-' and ':' as cluster-api-provider-packet does (`cluster-api-provider-packet:cluster-id:<name>`).
 
 Addresses requested for each device: the mandatory private IPv4, a public IPv6 (the node's
-address; its /127 comes from the project's /56 in the metro) and a public IPv4, so an operator
-without IPv6 can still SSH in (ssh.address_family auto/ipv4) and because some OS images refuse
-to install without one. The cluster itself never uses IPv4.
+address; its /127 comes from the project's /56 in the metro) and, unless provider.public_ipv4 is
+false, a public IPv4, so an operator without IPv6 can still SSH in (ssh.address_family
+auto/ipv4). The cluster itself never uses IPv4.
 
 Reference: shared/reference/metal-api.md (pitfall numbers below refer to its section 7).
 """
@@ -281,9 +281,10 @@ class PacketProvider:
             "ip_addresses": [
                 {"address_family": 4, "public": False},  # mandatory (pitfall 8); BGP runs over it
                 {"address_family": 6, "public": True},
-                {"address_family": 4, "public": True},
             ],
         }
+        if self.config.public_ipv4:  # for SSH from machines without IPv6 (provider.public_ipv4)
+            body["ip_addresses"].append({"address_family": 4, "public": True})
         if key_ids:
             body["project_ssh_keys"] = key_ids
         userdata = cloud_config(spec)
