@@ -206,6 +206,17 @@ def parse_sysctls(text: str) -> dict[str, str]:
     return values
 
 
+def parse_accept_ra(text: str) -> dict[str, str]:
+    """`grep -H . /proc/sys/net/ipv6/conf/*/accept_ra` -> {"net.ipv6.conf.<if>.accept_ra": value}."""
+    values = {}
+    for line in text.splitlines():
+        path, sep, value = line.partition(":")
+        parts = path.split("/")
+        if sep and len(parts) == 8 and parts[-1] == "accept_ra":
+            values[f"net.ipv6.conf.{parts[-2]}.accept_ra"] = value.strip()
+    return values
+
+
 def parse_lsmod(text: str) -> frozenset[str]:
     return frozenset(line.split()[0] for line in text.splitlines()
                      if line.strip() and not line.startswith("Module "))
@@ -301,7 +312,8 @@ FACTS = (
     Fact("swaps", "cat /proc/swaps", parse_swaps),
     Fact("fstab", "cat /etc/fstab", parse_fstab_swaps),
     Fact("sysctls", "sysctl " + " ".join(key for key, _ in SYSCTLS), parse_sysctls),
-    Fact("accept_ra", "sysctl -a -r " + q(r"^net\.ipv6\.conf\..*\.accept_ra$"), parse_sysctls),
+    # the files, not `sysctl -a`, which reads every sysctl of the machine
+    Fact("accept_ra", "grep -H . /proc/sys/net/ipv6/conf/*/accept_ra", parse_accept_ra),
     Fact("modules", "lsmod", parse_lsmod),
     Fact("builtin_modules", 'cat "/lib/modules/$(uname -r)/modules.builtin"', parse_builtin_modules),
     Fact("packages", "dpkg-query -W -f='${Package} ${db:Status-Status} ${Version}\\n' "
