@@ -786,7 +786,6 @@ def record_host_keys(state: State, connections: Mapping[str, SSHConnection]) -> 
     return recorded
 
 
-
 def connect(target: Target, options: SSHOptions, *, phase: str = "ssh") -> SSHConnection:
     """Open a connection to one node, waiting until the connect deadline while it boots."""
     return SSHConnection(target, options).open(phase)
