@@ -228,7 +228,7 @@ def test_post_is_not_retried_after_429_and_the_error_says_how_long_to_wait(api, 
     assert api.count("POST", DEVICES) == 1 and sleeps == []  # the provider looks it up, then decides
 
 
-def test_rate_limit_reset_is_waited_for_only_when_rate_limited(api, client, sleeps):
+def test_rate_limit_reset_is_waited_for_only_when_rate_limited(api, sleeps):
     now = 1_800_000_000.0
     c = MetalClient(TOKEN, api.url, sleep=sleeps, clock=lambda: now, rng=lambda: 0.0)
     window = {"X-RateLimit-Reset": str(int(now + 3000)), "X-RateLimit-Remaining": "4000"}

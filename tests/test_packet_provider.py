@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
@@ -224,8 +225,6 @@ def test_a_failed_post_is_looked_up_then_tried_again(api, provider, fault):
 def test_a_post_slow_to_create_is_found_after_the_wait_not_created_twice(api, clock):
     # The API acts on the POST only after the client gave up waiting for it: the provider waits
     # (for real here) before it looks, so the lookup sees the device.
-    import time
-
     provider = provider_for(api, clock, client_timeout=(1.0, 1.0))
     provider.sleep = time.sleep
     api.add_fault("POST", DEVICES, delay=1.3)  # handled (created) 0.3 s after the client's timeout

@@ -474,15 +474,19 @@ class PacketProvider:
                 body["md5"] = wanted.reveal()
             console.progress("packet", None, f"enabling local BGP on project {self.project} (ASN {LOCAL_ASN})")
 
-            def enable() -> None:
+            def enable() -> dict | None:
                 try:
                     self.client.post(f"/projects/{self.project}/bgp-configs", body)
                 except Unprocessable:
-                    if self._bgp_config() is None:  # else someone enabled it meanwhile
+                    found = self._bgp_config()  # someone may have enabled it meanwhile
+                    if found is None:
                         raise
+                    return found
+                return None
 
-            self._post_or_find(enable, self._bgp_config, f"enable BGP on project {self.project}")
-            config = self._bgp_config()  # the POST answers 204: read what the project now has
+            # The POST answers 204: unless a lookup already found it, read what the project now has.
+            config = self._post_or_find(enable, self._bgp_config, f"enable BGP on project {self.project}") \
+                or self._bgp_config()
             if config is None:
                 raise ProviderError(f"BGP on project {self.project} is still not enabled after enabling it",
                                     hint="run the command again; if it persists, enable Local BGP in the Metal console")
