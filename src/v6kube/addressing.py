@@ -160,11 +160,13 @@ def plan_addresses(
     nodes: tuple[NodeAddress, ...],
     max_prefix: int,
     assumed: tuple[str, ...] = (),
+    taken: tuple[IPv6Network, ...] = (),
 ) -> tuple[AddressPlan | None, list[Problem]]:
-    """Carve or check the pod and service subnets. Returns the plan and every problem found."""
+    """Carve or check the pod and service subnets. Returns the plan and every problem found.
+    `taken`: subnets of other clusters in the same block, which auto subnets avoid."""
     k8s = cluster.kubernetes
     servers = server_networks([n.address for n in nodes if n.address in block])
-    pods, services, problems = choose_subnets(k8s.pod_subnet, k8s.service_subnet, block, servers)
+    pods, services, problems = choose_subnets(k8s.pod_subnet, k8s.service_subnet, block, servers + taken)
     problems += check_subnets(cluster, pods, services, block=block, servers=servers, max_prefix=max_prefix,
                               block_assumed="block" in assumed)
     if problems:

@@ -106,6 +106,89 @@ def _show_plan(the_plan) -> None:
                       list(the_plan.assumed.items()))
 
 
+CREATE_HELP = """Build the cluster: servers, BGP, node preparation, kubeadm, Calico, workers. Resumable:
+run it again after any failure; finished phases are confirmed, not redone.
+
+Phases, in order (--only PHASE, --skip-phases A,B):
+
+\b
+  provision      find or create the servers, wait until active
+  bgp            project BGP, a session per server, the neighbours
+  prepare        every node over SSH, in parallel
+  control-plane  kubeadm init with the exact kubeadm version
+  kubeconfig     the admin kubeconfig into the state directory
+  calico         Tigera operator and Calico, wait until Available
+  calico-bgp     calicoctl, then BGPConfiguration, BGPPeers, Secret
+  workers        kubeadm join of every worker, in parallel
+"""
+
+
+def _load(cluster_file: Path):
+    from v6kube import config
+
+    return config.load_cluster(cluster_file)
+
+
+@app.command(help=CREATE_HELP)
+def create(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    only: Optional[str] = typer.Option(None, "--only", help="Run only this phase."),
+    skip_phases: str = typer.Option("", "--skip-phases", help="Comma-separated phases to skip."),
+    merge_kubeconfig: bool = typer.Option(False, "--merge-kubeconfig",
+                                          help="Merge the admin context into $KUBECONFIG or ~/.kube/config."),
+) -> None:
+    from v6kube import lifecycle
+
+    lifecycle.create(_load(cluster_file), str(cluster_file), state_dir, only=only,
+                     skip=tuple(skip_phases.split(",")) if skip_phases else (), merge_kubeconfig=merge_kubeconfig)
+
+
+@app.command("join-worker")
+def join_worker(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    count: Optional[int] = typer.Option(None, "--count", help="Add N workers, named on from the existing ones."),
+    node: Optional[str] = typer.Option(None, "--node", help="Add this worker of the cluster file (static)."),
+) -> None:
+    """Add workers to a running cluster (the same phases, for the new nodes only)."""
+    from v6kube import lifecycle
+
+    lifecycle.join_worker(_load(cluster_file), str(cluster_file), state_dir, count=count, node=node)
+
+
+@app.command()
+def kubeconfig(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    merge: bool = typer.Option(False, "--merge", help="Merge into $KUBECONFIG (first file) or ~/.kube/config."),
+) -> None:
+    """Print the admin kubeconfig's path, or merge it into your kubeconfig."""
+    from v6kube import lifecycle
+
+    path = lifecycle.kubeconfig_path(_load(cluster_file), state_dir, merge=merge)
+    console.data(str(path))
+
+
+@app.command()
+def destroy(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete every server the cluster owns (static: reset each node), then its state."""
+    from v6kube import lifecycle
+
+    cluster = _load(cluster_file)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("destroy needs --yes when there is no terminal to ask on")
+        what = "reset every node of" if cluster.provider.type == "static" else "delete every server of"
+        if not typer.confirm(f"This will {what} cluster {cluster.name}. Continue?", default=False, err=True):
+            raise UsageError("destroy cancelled")
+    lifecycle.destroy(cluster, str(cluster_file), state_dir)
+
+
 def main() -> None:
     """Entry point: run the app and turn errors into exit codes (DESIGN section 4)."""
     from typer.exceptions import TyperException

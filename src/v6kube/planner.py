@@ -109,17 +109,32 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
     return ClusterPlan(cluster, plan, bgp, assumed, offline=True)
 
 
+def live_plan(cluster: Cluster, block: IPv6Network, nodes: tuple[NodeAddress, ...], bgp: BGPPlan,
+              max_prefix: int, *, taken: tuple[IPv6Network, ...] = (), source: str = "<cluster>") -> ClusterPlan:
+    """The plan from the provider's real facts (what create renders). `taken`: subnets other
+    clusters in the same block already use, which auto subnets avoid."""
+    plan, problems = addressing.plan_addresses(cluster, block, nodes, max_prefix, taken=taken)
+    if problems:
+        raise ConfigError(source, problems)
+    assert plan is not None
+    return ClusterPlan(cluster, plan, bgp)
+
+
 # --- rendering ------------------------------------------------------------------------------
 
 
-def render_init(plan: ClusterPlan, secrets: Secrets) -> str:
+def render_init(plan: ClusterPlan, secrets: Secrets, kubernetes_version: str | None = None) -> str:
+    """init.yaml; `kubernetes_version` is the exact version of the kubeadm installed on the control
+    plane (create), else the minor's stable label (an offline plan). A cluster with no worker
+    leaves the control plane untainted, so it can run pods."""
     from v6kube.nodeops import KUBELET_RESOLV_CONF
 
     cp = plan.addresses.node(plan.cluster.control_plane.name)
     return render.render(
         "kubeadm/init.yaml.j2",
         cluster_name=plan.cluster.name,
-        kubernetes_version=f"stable-{plan.cluster.kubernetes.version}",
+        kubernetes_version=kubernetes_version or f"stable-{plan.cluster.kubernetes.version}",
+        untainted=not any(n.role == "worker" for n in plan.addresses.nodes),
         control_plane=cp,
         api_port=API_PORT,
         api_endpoint=plan.api_endpoint,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
+from testbed.kube_stubs import write_fixtures
 from testbed.stubs import install_stubs
 
 PREFIX = IPv6Network("fd6b:7636::/48")  # exists only inside the testbed
@@ -251,6 +252,7 @@ protocol bgp nodes {{
         for sub in ("etc-upper", "etc-work", "home"):
             (directory / sub).mkdir(parents=True)
         install_stubs(node.bin_dir, node.state_dir)
+        write_fixtures(self.root)
         self._attach(node.ns, f"v6k{self.token}{index}", node.address)
         if ipv4:
             node.ipv4 = IPv4Address(f"192.0.2.{10 + index}")
@@ -334,7 +336,9 @@ Subsystem sftp internal-sftp
         script = (f"hostname {node.name} && "
                   f"mount -t overlay overlay -o lowerdir=/etc,upperdir={node.etc_upper},workdir={node.dir / 'etc-work'} /etc && "
                   f"mount --bind {swaps} /proc/swaps && "
-                  f"mount -t tmpfs -o mode=0755 tmpfs /run && {run_setup} && touch {ready} && exec sleep infinity")
+                  f"mount -t tmpfs -o mode=0755 tmpfs /run && "
+                  # the node's own /usr/local/bin (v6kube installs calicoctl there), not the host's
+                  f"mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin && {run_setup} && touch {ready} && exec sleep infinity")
         node.holder = subprocess.Popen(
             ["ip", "netns", "exec", node.ns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(node.dir / "holder.err", "w"))

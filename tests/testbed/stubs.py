@@ -14,6 +14,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from testbed.kube_stubs import KUBEADM, KUBECTL
+
 HEADER = """#!/bin/sh
 # v6kube testbed stub for {name}: records its arguments, keeps state in STATE.
 STATE={state}
@@ -363,10 +365,9 @@ STUBS = {
     "curl": CURL,
     "gpg": GPG,
     "containerd": VERSIONED,
-    "kubeadm": VERSIONED,
+    "kubeadm": KUBEADM,
     "kubelet": VERSIONED,
-    "kubectl": VERSIONED,
-    "calicoctl": VERSIONED,
+    "kubectl": KUBECTL,
 }
 
 

@@ -52,7 +52,7 @@ class StaticProvider:
     def find_servers(self) -> list[Server]:
         return [server_from_node(node) for node in self.cluster.nodes]
 
-    def ensure_servers(self, specs: Sequence[ServerSpec]) -> list[Server]:
+    def ensure_servers(self, specs: Sequence[ServerSpec], recorded_ids: Mapping[str, str] | None = None) -> list[Server]:
         """The configured servers for these specs; a spec the cluster file does not list is an error."""
         servers = {s.hostname: s for s in self.find_servers()}
         unknown = [spec.name for spec in specs if spec.name not in servers]
