@@ -4,15 +4,15 @@ router and the stand-in kubeadm/kubectl/calicoctl that check what the real ones 
 
 from __future__ import annotations
 
-import json
-import os
+import signal
 import stat
+import time
 
 import pytest
 import yaml
 
-from lifecycle_helpers import (BGP_ENV, DownloadServer, api_dir, cli_env, run_cli, static_cluster,
-                               write_cluster)
+from lifecycle_helpers import (DownloadServer, api_dir, cli_env, phases_done, run_cli, start_cli,
+                               static_cluster, write_cluster)
 from testbed.lab import BGP_PASSWORD
 
 pytestmark = pytest.mark.testbed
@@ -122,3 +122,44 @@ def test_create_join_destroy_static(lab, new_node, downloads, tmp_path):
         assert lab.read_file(node, "/etc/kubernetes/kubelet.conf") is None
         assert lab.node_exec(node, "test -e /etc/v6kube", check=False).returncode != 0
     assert [c["name"] for c in yaml.safe_load(user_config.read_text())["contexts"]] == ["other"]
+
+
+CREATE_ORDER = ["provision", "bgp", "prepare", "control-plane", "kubeconfig", "calico", "calico-bgp", "workers"]
+
+
+def _kill_when(process, condition, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+            return True
+        time.sleep(0.005)
+    process.communicate()
+    return False
+
+
+@pytest.mark.parametrize("boundary", CREATE_ORDER[:-1] + ["mid-prepare"])
+def test_create_killed_then_resumed(lab, new_node, downloads, tmp_path, boundary):
+    cp, worker = new_node(), new_node()
+    path = write_cluster(tmp_path / "cluster.yaml", static_cluster(lab, "resume", [cp, worker]))
+    state = tmp_path / "state"
+    env = cli_env(downloads.env(tmp_path / "cache"))
+    args = ["create", str(path), "--state-dir", str(state)]
+    process = start_cli(args, env)
+    if boundary == "mid-prepare":  # some packages installed on the worker, not all steps done
+        killed = _kill_when(process, lambda: any(c.startswith("apt-get install") for c in lab.calls(worker)))
+    else:
+        killed = _kill_when(process, lambda: boundary in phases_done(state))
+    assert killed, f"create finished before it could be killed at {boundary}"
+    done_before = phases_done(state)
+
+    resumed = run_cli(args, env)
+    assert resumed.returncode == 0, resumed.stderr
+    for phase in done_before:  # a finished phase is confirmed, not redone
+        assert f"[{phase}] done already (confirmed)" in resumed.stderr
+    api = api_dir(lab, cp)
+    assert sorted(p.name for p in (api / "nodes").iterdir()) == sorted([cp.name, worker.name])
+    assert sum(c.startswith("kubeadm init") for c in lab.calls(cp)) == 1
+    assert sum(c.startswith("kubeadm join") for c in lab.calls(worker)) == 1
+    assert sorted(phases_done(state)) == sorted(CREATE_ORDER)
