@@ -101,6 +101,10 @@ def _show_plan(the_plan) -> None:
     if calls:
         console.table("Provider API calls", ["method", "path", "purpose"],
                       [(x["method"], x["path"], x["purpose"]) for x in calls])
+    from v6kube.downloads import planned_downloads
+
+    console.table("Downloads on this machine (checksummed, cached, uploaded over SFTP)", ["url", "checked against"],
+                  [(a.url, a.sums_url or "SHA-256 kept in the cache") for a in planned_downloads(c.calico.version)])
     if the_plan.assumed:
         console.table("Assumed (offline; create reads these from the provider)", ["fact", "assumed value"],
                       list(the_plan.assumed.items()))

@@ -18,6 +18,7 @@ from v6kube import addressing, render
 from v6kube.addressing import AddressPlan, NodeAddress
 from v6kube.config import Cluster, PacketProvider, StaticProvider
 from v6kube.errors import ConfigError, Problem, UsageError
+from v6kube.downloads import planned_downloads
 from v6kube.phases import CREATE_PHASES
 from v6kube.providers import planned_calls
 from v6kube.redact import Secret
@@ -254,6 +255,8 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
         "nodes": [{"name": n.name, "role": n.role} for n in c.nodes],
         "phases": [{"name": p.name, "summary": p.summary} for p in CREATE_PHASES],
         "provider_calls": planned_calls(c),
+        "downloads": [{"url": a.url, "checksum": a.sums_url or "recorded in the cache on first download"}
+                      for a in planned_downloads(c.calico.version)],
         "project": getattr(c.provider, "project", None),
         "assumed": plan.assumed,
         "placeholders": {

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv6Network
 from pathlib import Path
-from typing import Any, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Mapping, TypeVar
 
 from v6kube import console, redact
 from v6kube.addressing import NodeAddress
@@ -23,6 +24,7 @@ from v6kube.errors import ProviderError, V6kubeError
 from v6kube.providers.base import BGPNeighbor, BGPProject, Server
 from v6kube.state import State
 
+T = TypeVar("T")
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBECTL = f"kubectl --kubeconfig={ADMIN_CONF}"
 REMOTE_DIR = "/etc/v6kube"  # what v6kube writes on a node, besides the prepare steps' files
@@ -41,6 +43,7 @@ class Timeouts:
 
     provision: float = field(default_factory=lambda: _seconds("V6KUBE_PROVISION_TIMEOUT", 3600.0))
     calico: float = field(default_factory=lambda: _seconds("V6KUBE_CALICO_TIMEOUT", 900.0))
+    api: float = field(default_factory=lambda: _seconds("V6KUBE_API_TIMEOUT", 300.0))
     poll: float = field(default_factory=lambda: _seconds("V6KUBE_POLL_INTERVAL", 10.0))
 
 
@@ -183,6 +186,18 @@ class Run:
 
     def connection(self, name: str) -> Any:
         return self.connections([name])[name]
+
+    def on_nodes(self, names: list[str], work: Callable[[str], T]) -> dict[str, T]:
+        """`work(name)` on every node at once; every node finishes, then the first failure (in
+        the given order) is raised."""
+        if not names:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(32, len(names)), thread_name_prefix="node") as pool:
+            futures = {name: pool.submit(work, name) for name in names}
+        errors = [f.exception() for f in futures.values() if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        return {name: f.result() for name, f in futures.items()}
 
     def close(self) -> None:
         for conn in self._connections.values():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from concurrent.futures import ThreadPoolExecutor
+import time
 
 from v6kube import console, redact
 from v6kube.errors import V6kubeError
@@ -21,6 +21,18 @@ def api_answers(run: Run) -> bool:
     conn = run.connection(run.control_plane)
     check = f"test -f {ADMIN_CONF} && {KUBECTL} get --raw=/readyz --request-timeout=10s"
     return conn.run(check, phase="control-plane", check=False, echo=False).ok
+
+
+def wait_api(run: Run) -> None:
+    deadline = time.monotonic() + run.timeouts.api
+    while not api_answers(run):
+        if time.monotonic() >= deadline:
+            raise V6kubeError(f"{run.control_plane}: {ADMIN_CONF} exists but the API server has not answered "
+                              f"for {run.timeouts.api:g} s",
+                              hint="look at 'journalctl -u kubelet' and 'crictl ps' there; if kubeadm init was "
+                                   "interrupted, run 'kubeadm reset -f' on that node")
+        console.progress("control-plane", run.control_plane, "waiting for the API server to answer")
+        time.sleep(run.timeouts.poll)
 
 
 def new_bootstrap_token() -> Secret:
@@ -40,7 +52,8 @@ def control_plane(run: Run) -> None:
 
     name = run.control_plane
     conn = run.connection(name)
-    if api_answers(run):
+    if conn.run(f"test -f {ADMIN_CONF}", phase="control-plane", check=False, echo=False).ok:
+        wait_api(run)  # initialised already; kubelet may still be starting the API server
         console.progress("control-plane", name, f"already initialised ({ADMIN_CONF} exists, the API answers)")
         return
     token = new_bootstrap_token()
@@ -104,8 +117,8 @@ def ca_cert_hash(pem: bytes) -> str:
 
 def _joined(run: Run, names: list[str]) -> dict[str, bool]:
     connections = run.connections(names)
-    return {n: connections[n].run(f"test -f {KUBELET_CONF}", phase="workers", check=False, echo=False).ok
-            for n in names}
+    return run.on_nodes(names, lambda n: connections[n].run(f"test -f {KUBELET_CONF}", phase="workers",
+                                                            check=False, echo=False).ok)
 
 
 def workers(run: Run) -> None:
@@ -134,11 +147,7 @@ def workers(run: Run) -> None:
             conn.run(f"kubeadm join --config {shlex.quote(path)}", phase="workers", secrets=[token])
             console.progress("workers", name, "joined")
 
-        with ThreadPoolExecutor(max_workers=min(32, len(todo)), thread_name_prefix="join") as pool:
-            futures = [pool.submit(join, name) for name in todo]
-            errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:
-            raise errors[0]
+        run.on_nodes(todo, join)
     finally:
         cp.run(f"kubeadm token delete {shlex.quote(token.reveal().split('.')[0])}", phase="workers",
                secrets=[token], check=False, echo=False)

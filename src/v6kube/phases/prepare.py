@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from v6kube.phases.context import Run
 
 
@@ -29,8 +27,7 @@ def nodes_prepared(run: Run) -> bool:
         results = plan_node(gather_facts(connections[name], phase="prepare"), specs[name])
         return not any(r.changed for r in results)
 
-    with ThreadPoolExecutor(max_workers=min(32, len(specs) or 1)) as pool:
-        return all(pool.map(converged, specs))
+    return all(run.on_nodes(list(specs), converged).values())
 
 
 def inputs(run: Run) -> dict:

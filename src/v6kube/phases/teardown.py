@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 
 from v6kube import console
 from v6kube.phases.context import REMOTE_DIR, Run
@@ -48,11 +47,7 @@ def reset_nodes(run: Run) -> None:
         connections[name].run(script, phase="destroy", idempotent=True)
         console.progress("destroy", name, "reset (kubeadm reset, v6kube's files removed; packages kept)")
 
-    with ThreadPoolExecutor(max_workers=min(32, len(connections) or 1), thread_name_prefix="reset") as pool:
-        futures = [pool.submit(reset, name) for name in connections]
-        errors = [f.exception() for f in futures if f.exception() is not None]
-    if errors:
-        raise errors[0]
+    run.on_nodes(list(connections), reset)
 
 
 def destroy(run: Run) -> None:
