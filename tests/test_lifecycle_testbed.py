@@ -163,3 +163,37 @@ def test_create_killed_then_resumed(lab, new_node, downloads, tmp_path, boundary
     assert sum(c.startswith("kubeadm init") for c in lab.calls(cp)) == 1
     assert sum(c.startswith("kubeadm join") for c in lab.calls(worker)) == 1
     assert sorted(phases_done(state)) == sorted(CREATE_ORDER)
+
+
+def test_create_waits_for_ssh_refused_while_a_server_boots(lab, new_node, downloads, tmp_path):
+    cp, worker = new_node(), new_node(start_sshd=False)  # the worker refuses SSH for a while
+    path = write_cluster(tmp_path / "cluster.yaml", static_cluster(lab, "boot", [cp, worker]))
+    env = cli_env(downloads.env(tmp_path / "cache"))
+    process = start_cli(["create", str(path), "--state-dir", str(tmp_path / "state")], env)
+    time.sleep(3)
+    lab.start_sshd(worker)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "waiting for SSH" in err
+    assert changing_calls(lab, worker)[-1] == "kubeadm join --config /etc/v6kube/kubeadm/join.yaml"
+
+
+def test_a_failed_step_exits_1_naming_phase_and_node_and_the_next_run_finishes(lab, new_node, downloads, tmp_path):
+    cp, worker = new_node(), new_node()
+    path = write_cluster(tmp_path / "cluster.yaml", static_cluster(lab, "fail", [cp, worker]))
+    env = cli_env(downloads.env(tmp_path / "cache"))
+    args = ["create", str(path), "--state-dir", str(tmp_path / "state")]
+    # the worker's kubeadm join fails once (as with an API server not reachable yet)
+    stub = worker.bin_dir / "kubeadm"
+    original = stub.read_text()
+    stub.write_text(original.replace('  join)\n', '  join)\n    echo "error execution phase preflight: couldn\'t validate the identity of the API Server" >&2; exit 1\n', 1))
+    failed = run_cli(args, env)
+    assert failed.returncode == 1
+    assert "phase 'workers' failed" in failed.stderr and worker.name in failed.stderr
+    assert f"v6kube create {path}" in failed.stderr  # how to resume
+    stub.write_text(original)
+    again = run_cli(args, env)
+    assert again.returncode == 0, again.stderr
+    for phase in CREATE_ORDER[:-1]:
+        assert f"[{phase}] done already (confirmed)" in again.stderr
+    assert (api_dir(lab, cp) / "nodes" / worker.name).exists()

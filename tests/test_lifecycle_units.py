@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import stat
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -120,3 +122,12 @@ def test_download_checked_cached_and_refused_on_mismatch(server, tmp_path, monke
     with pytest.raises(downloads.DownloadError, match="does not match the published"):
         downloads.fetch(artifact)
     assert not (tmp_path / "cache2" / "calico/v3.30.3/calicoctl-linux-amd64").exists()
+
+
+def test_missing_secrets_are_a_usage_error_before_any_call(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("METAL_AUTH_TOKEN", "PACKET_AUTH_TOKEN", "V6KUBE_BGP_PASSWORD")}
+    for example, needle in (("examples/static.yaml", "V6KUBE_BGP_PASSWORD"), ("examples/minimal.yaml", "METAL_AUTH_TOKEN")):
+        result = subprocess.run([sys.executable, "-m", "v6kube", "create", example, "--state-dir", str(tmp_path / "s")],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 2 and needle in result.stderr, result.stderr
+        assert not (tmp_path / "s").exists()

@@ -30,10 +30,11 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
     if must_exist and not (directory / "state.json").exists():
         raise StateError(f"no state for cluster {cluster.name!r} in {directory}",
                          hint="run 'v6kube create' first, or pass the right --state-dir")
+    env = os.environ if environ is None else environ
+    check_credentials(cluster, env, provider_options or {})
     with locked(directory):
         state = load_state(directory, cluster.name, cluster.provider.type, must_exist=must_exist)
         cluster = with_added_nodes(cluster, state)
-        env = os.environ if environ is None else environ
         provider = make_provider(cluster, environ=env, **dict(provider_options or {}))
         run = Run(cluster, state, provider, source, command, environ=env, timeouts=timeouts or Timeouts())
         try:
@@ -41,6 +42,21 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
         finally:
             run.close()
             state.save()
+
+
+def check_credentials(cluster: Cluster, environ: Mapping[str, str], provider_options: Mapping[str, Any]) -> None:
+    """Secrets the run will need are there before anything is called (exit 2 otherwise)."""
+    from v6kube.providers.base import password_from_env
+
+    password_from_env(getattr(cluster.provider, "bgp_password_env", None), environ)
+    if cluster.provider.type == "packet" and "client" not in provider_options:
+        from v6kube.errors import ProviderError
+        from v6kube.providers.metal_api import token_from_env
+
+        try:
+            token_from_env(environ)
+        except ProviderError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
 
 
 def create(cluster: Cluster, source: str, state_dir: Path | None = None, *, only: str | None = None,
