@@ -8,7 +8,6 @@ import re
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
-import pytest
 
 from v6kube.announce import ExpectedPrefix
 from v6kube.status import print_report

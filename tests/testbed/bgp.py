@@ -29,9 +29,10 @@ def protocol_name(peer: IPv6Address) -> str:
 
 def speaker_config(bgp_yaml: str, node: Node, *, blocks: Sequence[IPv6Network], multihop: bool = True,
                    extra_routes: Iterable[IPv6Network] = (), router_id: str | None = None) -> str:
-    """BIRD 2 configuration for `node` from the rendered bgp.yaml (all its documents)."""
+    """BIRD 2 configuration for `node` from rendered YAML: create's bgp.yaml, optionally followed by
+    announce-services' objects (whose BGPConfiguration, applied later, replaces the first)."""
     docs = [d for d in yaml.safe_load_all(bgp_yaml) if d]
-    config = next(d for d in docs if d["kind"] == "BGPConfiguration")["spec"]
+    config = [d for d in docs if d["kind"] == "BGPConfiguration"][-1]["spec"]  # the last applied wins
     secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
     peers = [d["spec"] for d in docs if d["kind"] == "BGPPeer" and d["spec"].get("node") == node.name]
     if not peers:
