@@ -24,46 +24,53 @@ WEB = ServiceRef("default", "web")
 PODS = {"cp-0": 70, "worker-0": 20}  # 70 pods need two /122 blocks, 20 one
 
 
+def build(lab) -> dict:
+    """Two nodes of `lab` speaking BGP to its router as v6kube configured them."""
+    nodes = [lab.add_node("cp-0", start_sshd=False), lab.add_node("worker-0", start_sshd=False)]
+    plan = planner.offline_plan(config.parse_cluster(bgp.lab_cluster_yaml(lab, nodes)))
+    a = announce.plan_announcement(plan, AnnounceOptions(load_balancer_ips=(AUTO,), local_services=(WEB,)))
+    web = LocalService(WEB, (plan.addresses.service_subnet[0x50], a.load_balancer_ips[0][7]))
+    endpoints = {"worker-0": [web]}
+    announce.check_budget(announce.budget(a, PODS, pods=PODS, local_endpoints=endpoints))
+    blocks, index = {}, 0
+    for node in nodes:
+        count = announce.blocks_for(PODS[node.name], a.block_size)
+        blocks[node.name] = [bgp.nth_block(plan.addresses.pod_subnet, a.block_size, index + i) for i in range(count)]
+        index += count
+    expected = announce.expected_prefixes(a, blocks, endpoints)
+    objects = planner.render_bgp(plan, planner.Secrets(bgp_password=Secret(BGP_PASSWORD)))
+    objects += "---\n" + announce.render_announcement(a)
+    started = time.monotonic()
+    speakers, local = {}, {}
+    for node in nodes:
+        local[node.name] = [e.prefix for e in expected[node.name] if e.kind == "local"]
+        text = bgp.speaker_config(objects, node, blocks=blocks[node.name], extra_routes=local[node.name])
+        speakers[node.name] = bgp.start_speaker(lab, node, text)
+    state = {"lab": lab, "plan": plan, "a": a, "nodes": {n.name: n for n in nodes}, "blocks": blocks,
+             "expected": expected, "speakers": speakers, "objects": objects, "local": local}
+    bgp.wait_until(lambda: all_seen(state), 30, "every expected prefix at both routers")
+    print(f"\nBGP: both routers learned every expected prefix {time.monotonic() - started:.2f} s after BIRD started")
+    return state
+
+
 @pytest.fixture(scope="module")
 def cluster(lab):
-    """Two nodes speaking BGP to the lab's router as v6kube configured them."""
     if missing_prerequisites():
         unavailable("testbed unavailable")
-    nodes = [lab.add_node("cp-0", start_sshd=False), lab.add_node("worker-0", start_sshd=False)]
+    state = build(lab)
     try:
-        plan = planner.offline_plan(config.parse_cluster(bgp.lab_cluster_yaml(lab, nodes)))
-        a = announce.plan_announcement(plan, AnnounceOptions(load_balancer_ips=(AUTO,), local_services=(WEB,)))
-        web = LocalService(WEB, (plan.addresses.service_subnet[0x50], a.load_balancer_ips[0][7]))
-        endpoints = {"worker-0": [web]}
-        announce.check_budget(announce.budget(a, PODS, pods=PODS, local_endpoints=endpoints))
-        blocks, index = {}, 0
-        for node in nodes:
-            count = announce.blocks_for(PODS[node.name], a.block_size)
-            blocks[node.name] = [bgp.nth_block(plan.addresses.pod_subnet, a.block_size, index + i) for i in range(count)]
-            index += count
-        expected = announce.expected_prefixes(a, blocks, endpoints)
-        objects = planner.render_bgp(plan, planner.Secrets(bgp_password=Secret(BGP_PASSWORD)))
-        objects += "---\n" + announce.render_announcement(a)
-        started = time.monotonic()
-        speakers = {}
-        for node in nodes:
-            local = [e.prefix for e in expected[node.name] if e.kind == "local"]
-            text = bgp.speaker_config(objects, node, blocks=blocks[node.name], extra_routes=local)
-            speakers[node.name] = bgp.start_speaker(lab, node, text)
-        state = {"lab": lab, "plan": plan, "a": a, "nodes": {n.name: n for n in nodes}, "blocks": blocks,
-                 "expected": expected, "speakers": speakers, "objects": objects, "local": {"worker-0": local}}
-        bgp.wait_until(lambda: all_seen(state), 30, "every expected prefix at both routers")
-        print(f"\nBGP: both routers learned every expected prefix {time.monotonic() - started:.2f} s after BIRD started")
         yield state
     finally:
-        for node in nodes:
+        for node in state["nodes"].values():
             lab.remove_node(node)
 
 
-def router_views(state) -> dict:
-    """Per router BIRD (named by its peer address): (protocols, routes)."""
+def router_views(state, stopped: tuple[str, ...] = ()) -> dict:
+    """Per router BIRD (named by its peer address): (protocols, routes); a stopped one has none."""
     views = {}
     for peer, ctl in zip(state["lab"].peers, bgp.router_ctls(state["lab"])):
+        if str(peer) in stopped:
+            continue
         views[str(peer)] = (p.parse_bird_protocols(bgp.birdc(ctl, "show", "protocols", "all")),
                             p.parse_bird_routes(bgp.birdc(ctl, "show", "route")))
     return views
@@ -79,10 +86,10 @@ def all_seen(state) -> bool:
                for protocols, routes in router_views(state).values())
 
 
-def observe(state) -> r.Report:
+def observe(state, stopped: tuple[str, ...] = ()) -> r.Report:
     """What `status` would build: node-side sessions from each node's BIRD (calico-node's view),
-    router-side sessions and learned routes from both router BIRDs."""
-    views = router_views(state)
+    router-side sessions and learned routes from the router BIRDs that run."""
+    views = router_views(state, stopped)
     sessions = []
     for name, speaker in state["speakers"].items():
         sessions += r.node_sessions_from_bird(name, p.parse_bird_protocols(speaker.birdc("show", "protocols", "all")))
@@ -147,3 +154,25 @@ def test_a_wrong_password_and_a_withdrawn_prefix_each_make_status_degraded(clust
                                                  extra_routes=cluster["local"]["worker-0"]))
         speaker_cp.reconfigure(bgp.speaker_config(good, cp, blocks=cluster["blocks"]["cp-0"]))
     bgp.wait_until(lambda: observe(cluster).healthy, 30, "recovery")
+
+
+def test_a_stopped_router_makes_status_degraded_naming_the_peer(lab):
+    """In a lab of its own: stopping a router of the shared lab would disturb other tests."""
+    from testbed.lab import Lab
+
+    own = Lab.create()
+    try:
+        state = build(own)
+        down = str(own.peers[1])
+        own._birds[1].terminate()  # the router's BIRD for its second peer address
+        own._birds[1].wait(5)
+        bgp.wait_until(lambda: not observe(state, (down,)).healthy, 30, "the sessions to the stopped router down")
+        report = observe(state, (down,))
+        assert report.exit_code == 1
+        for node in ("cp-0", "worker-0"):
+            assert any(x.startswith(f"{node}: BGP session with {down} is ") and "on the node side" in x
+                       for x in report.degraded), report.degraded
+        assert all(down in x for x in report.degraded)  # the other router still has every prefix
+        assert all(p.seen for p in report.prefixes)
+    finally:
+        own.close()
