@@ -98,6 +98,7 @@ def observe(state, stopped: tuple[str, ...] = ()) -> r.Report:
     seen = {peer: r.seen_from_bird(routes, protocols, addresses(state)) for peer, (protocols, routes) in views.items()}
     rows, unexpected = r.compare_prefixes(state["expected"], seen)
     nodes = [r.NodeRow(name, True, "v1.33.4") for name in state["nodes"]]
+    sessions += r.absent_node_sessions(nodes, state["plan"].bgp.peers, sessions)
     servers = [r.ServerRow(name, None, (str(node.address),)) for name, node in state["nodes"].items()]
     return r.Report(state["plan"].cluster.name, servers, nodes, sessions, rows, unexpected)
 

@@ -224,3 +224,17 @@ def test_a_node_the_router_never_heard_from_and_an_unexpected_prefix():
 def test_no_route_view_means_unknown_not_missing():
     rows, _ = r.compare_prefixes({"cp-0": [ExpectedPrefix(IPv6Network("2001:db8::/122"), "pods")]}, {})
     assert rows[0].seen is None and r.Report("x", prefixes=rows).healthy
+
+
+def test_a_reachable_node_without_a_session_to_a_peer_gets_an_absent_row():
+    facts = lab_facts()
+    sessions = r.node_sessions_from_bird("cp-0", p.parse_bird_protocols(bird("node-protocols-all.txt")))
+    nodes = [r.NodeRow("cp-0", True), r.NodeRow("worker-0", True), r.NodeRow("worker-1", None, reachable=False)]
+    peers = facts["peers"]
+    rows = r.absent_node_sessions(nodes, peers, sessions)
+    assert [(x.node, x.peer, x.state) for x in rows] == [("worker-0", str(peers[0]), "absent"),
+                                                         ("worker-0", str(peers[1]), "absent")]
+    padded = [r.SessionRow("worker-0", peers[0].exploded, "node", "Established", True)]  # any spelling of the address
+    assert [x.peer for x in r.absent_node_sessions(nodes[1:2], peers, padded)] == [str(peers[1])]
+    reasons = r.Report("x", sessions=rows).degraded
+    assert f"worker-0: BGP session with {peers[0]} is absent on the node side (no BGP session configured on the node)" in reasons

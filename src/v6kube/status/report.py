@@ -7,7 +7,7 @@ so a node that could not be reached is a row that says so, never an exception.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv6Address, IPv6Network, ip_address
 from typing import Iterable, Mapping, Sequence
 
 from v6kube.announce import ExpectedPrefix
@@ -176,6 +176,22 @@ def provider_sessions(node: str, sessions: Sequence[ProviderSession], peer: str 
         rows.append(SessionRow(node, peer, "provider", ",".join(s.statuses), None if state == "unknown" else state == "up",
                                "" if state != "down" else "the provider reports the session down"))
     return rows
+
+
+def absent_node_sessions(nodes: Iterable[NodeRow], peers: Iterable[IPv6Address],
+                         sessions: Iterable[SessionRow]) -> list[SessionRow]:
+    """A row for each reachable node that has no session of its own with a peer it should have (its
+    BGPPeer missing or not applied yet): calico-node's readiness alone would not show it."""
+    have = {(s.node, _normal(s.peer)) for s in sessions if s.side == "node"}
+    return [SessionRow(n.name, str(peer), "node", "absent", False, "no BGP session configured on the node")
+            for n in nodes if n.reachable for peer in peers if (n.name, _normal(str(peer))) not in have]
+
+
+def _normal(text: str) -> str:
+    try:
+        return str(ip_address(text))
+    except ValueError:
+        return text
 
 
 # --- prefixes -----------------------------------------------------------------------------
