@@ -289,6 +289,10 @@ CRD_FILES = {
     ("operator.tigera.io/v1", "APIServer"): "operator.tigera.io/APIServer.json",
     ("projectcalico.org/v3", "BGPConfiguration"): "projectcalico.org/BGPConfiguration.json",
     ("projectcalico.org/v3", "BGPPeer"): "projectcalico.org/BGPPeer.json",
+    ("projectcalico.org/v3", "IPPool"): "projectcalico.org/IPPool.json",
+    ("projectcalico.org/v3", "BlockAffinity"): "projectcalico.org/BlockAffinity.json",
+    ("crd.projectcalico.org/v1", "BlockAffinity"): "crd.projectcalico.org/BlockAffinity.json",
+    ("projectcalico.org/v3", "CalicoNodeStatus"): "projectcalico.org/CalicoNodeStatus.json",
 }
 
 

@@ -237,6 +237,13 @@ class FakeMetal:
                 device["created"] -= 10 ** 6
         return device
 
+    def set_session_status(self, device_id: str, status: str, learned_routes: list[str] | None = None) -> None:
+        """What the routers report for the device's sessions: "up", "down", "up,down" (one value per
+        switch) or "unknown" (the default, until the switch reports), and the routes they learned."""
+        with self.lock:
+            for session in (s for s in self.sessions.values() if s["device"] == device_id):
+                session["status"], session["learned_routes"] = status, list(learned_routes or [])
+
     def clear_requests(self) -> None:
         with self.lock:
             self.requests.clear()
@@ -632,7 +639,7 @@ class FakeMetal:
 
     def _session_json(self, session: dict) -> dict:
         return {"id": session["id"], "address_family": session["family"], "default_route": session["default_route"],
-                "status": "unknown", "learned_routes": [],
+                "status": session.get("status", "unknown"), "learned_routes": session.get("learned_routes", []),
                 "device": {"href": f"{BASE_PATH}/devices/{session['device']}"},
                 "created_at": session["created_at"], "updated_at": session["created_at"],
                 "href": f"{BASE_PATH}/bgp/sessions/{session['id']}"}
