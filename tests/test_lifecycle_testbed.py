@@ -55,7 +55,8 @@ def test_create_join_destroy_static(lab, new_node, downloads, tmp_path):
     assert not list((api / "tokens").iterdir())  # every bootstrap token deleted after use
     peers = sorted(p.name for p in (api / "calico" / "BGPPeer").iterdir())
     assert len(peers) == 3 * len(lab.peers)
-    assert (api / "calico" / "BGPConfiguration" / "default").exists()
+    assert (api / "calico" / "BGPConfiguration" / "default.json").exists()
+    assert len(list((api / "calico" / "CalicoNodeStatus").iterdir())) == 3
     assert (api / "objects" / "Secret" / "v6kube-bgp-password").exists()
     # init.yaml pins the exact kubeadm version and is private
     init_yaml = lab.read_file(cp, "/etc/v6kube/kubeadm/init.yaml")
@@ -75,7 +76,7 @@ def test_create_join_destroy_static(lab, new_node, downloads, tmp_path):
     assert second.returncode == 0, second.stderr
     for node in (cp, w1, w2):
         assert changing_calls(lab, node, before[node.name]) == []
-    assert second.stderr.count("done already (confirmed)") == 8
+    assert second.stderr.count("done already (confirmed)") == 9
 
     # the BGP password never leaves the nodes and the Secret
     everything = first.stdout + first.stderr + second.stdout + second.stderr
@@ -124,7 +125,8 @@ def test_create_join_destroy_static(lab, new_node, downloads, tmp_path):
     assert [c["name"] for c in yaml.safe_load(user_config.read_text())["contexts"]] == ["other"]
 
 
-CREATE_ORDER = ["provision", "bgp", "prepare", "control-plane", "kubeconfig", "calico", "calico-bgp", "workers"]
+CREATE_ORDER = ["provision", "bgp", "prepare", "control-plane", "kubeconfig", "calico", "calico-bgp", "workers",
+                "announce"]
 
 
 def _kill_when(process, condition, timeout=120):
@@ -194,6 +196,6 @@ def test_a_failed_step_exits_1_naming_phase_and_node_and_the_next_run_finishes(l
     stub.write_text(original)
     again = run_cli(args, env)
     assert again.returncode == 0, again.stderr
-    for phase in CREATE_ORDER[:-1]:
+    for phase in CREATE_ORDER[:CREATE_ORDER.index("workers")]:
         assert f"[{phase}] done already (confirmed)" in again.stderr
     assert (api_dir(lab, cp) / "nodes" / worker.name).exists()

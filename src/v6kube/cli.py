@@ -124,6 +124,7 @@ Phases, in order (--only PHASE, --skip-phases A,B):
   calico         Tigera operator and Calico, wait until Available
   calico-bgp     calicoctl, then BGPConfiguration, BGPPeers, Secret
   workers        kubeadm join of every worker, in parallel
+  announce       the service addresses Calico advertises
 """
 
 
@@ -191,6 +192,42 @@ def destroy(
         if not typer.confirm(f"This will {what} cluster {cluster.name}. Continue?", default=False, err=True):
             raise UsageError("destroy cancelled")
     lifecycle.destroy(cluster, str(cluster_file), state_dir)
+
+
+@app.command("announce-services")
+def announce_services(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    cluster_ips: bool = typer.Option(True, "--cluster-ips/--no-cluster-ips", help="Announce the service subnet."),
+    external_ips: list[str] = typer.Option([], "--external-ips", help="An external IP range to announce (repeatable)."),
+    load_balancer_ips: list[str] = typer.Option([], "--load-balancer-ips",
+                                                help="A LoadBalancer range (repeatable; 'auto': a free /64 of the block)."),
+    local: list[str] = typer.Option([], "--local", help="NAMESPACE/SERVICE to make externalTrafficPolicy Local."),
+) -> None:
+    """Choose which service addresses Calico announces over BGP (idempotent)."""
+    from v6kube import announce, lifecycle
+
+    options = announce.parse_options(cluster_ips=cluster_ips, external_ips=external_ips,
+                                     load_balancer_ips=load_balancer_ips, local=local)
+    lifecycle.announce_services(_load(cluster_file), str(cluster_file), state_dir, options)
+
+
+@app.command()
+def status(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    output: str = typer.Option("table", "--output", help="table or json."),
+    watch: bool = typer.Option(False, "--watch", help="Show it again every --interval seconds until Ctrl-C."),
+    interval: float = typer.Option(10.0, "--interval", help="Seconds between two reports with --watch."),
+) -> None:
+    """Servers, nodes, BGP sessions and prefixes, expected against seen. Exit 1 when degraded."""
+    from v6kube import lifecycle
+
+    if output not in ("table", "json"):
+        raise UsageError(f"--output {output}: use table or json")
+    code = lifecycle.status(_load(cluster_file), str(cluster_file), state_dir, as_json=output == "json",
+                            watch=watch, interval=interval)
+    raise typer.Exit(code)
 
 
 def main() -> None:

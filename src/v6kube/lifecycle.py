@@ -183,3 +183,42 @@ def destroy(cluster: Cluster, source: str, state_dir: Path | None = None, **opti
             console.info(f"removed context {cluster.name} from {merged}")
     shutil.rmtree(directory, ignore_errors=True)
     console.info(f"cluster {cluster.name} destroyed; state {directory} removed")
+
+
+# --- announce-services and status ----------------------------------------------------------------
+
+
+def announce_services(cluster: Cluster, source: str, state_dir: Path | None, options: Any, **run_options: Any) -> list[str]:
+    from v6kube.phases.announce import apply
+
+    with open_run(cluster, source, f"announce-services {source}", state_dir, must_exist=True, **run_options) as run:
+        changes = apply(run, options)
+        announced = run.state.fact("announce")
+        for line in changes or ["nothing changed"]:
+            console.info(line)
+        console.data(f"announced: cluster IPs {'on' if announced['cluster_ips'] else 'off'}; "
+                     f"external IPs {', '.join(announced['external_ips']) or 'none'}; "
+                     f"LoadBalancer IPs {', '.join(announced['load_balancer_ips']) or 'none'}; "
+                     f"Local services {', '.join(announced['local']) or 'none'}")
+        return changes
+
+
+def status(cluster: Cluster, source: str, state_dir: Path | None, *, as_json: bool = False, watch: bool = False,
+           interval: float = 10.0, **run_options: Any) -> int:
+    """Print the report (tables or JSON); returns its exit code (0 healthy, 1 degraded)."""
+    import time
+
+    from v6kube.status import print_report
+    from v6kube.status.gather import collect
+
+    with open_run(cluster, source, f"status {source}", state_dir, **run_options) as run:
+        run.connect_timeout = min(run.cluster.ssh.connect_timeout, 20.0)  # report an unreachable node, don't wait
+        while True:
+            report = collect(run)
+            if as_json:
+                console.data_json(report.as_dict())
+            else:
+                print_report(report)
+            if not watch:
+                return report.exit_code
+            time.sleep(interval)

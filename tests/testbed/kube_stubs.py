@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import shlex
+import sys
 from pathlib import Path
 
 # Every stub finds the lab root from its node's state dir: <root>/nodes/<node>/state.
@@ -150,7 +150,19 @@ case "$1 $2" in
     if [ -e "$API/objects/Installation/default" ]; then
       if [ -e "$API/calico-starting" ]; then echo True; else : > "$API/calico-starting"; echo False; fi
     else echo 'Error from server (NotFound): tigerastatuses.operator.tigera.io "calico" not found' >&2; exit 1; fi ;;
-  "get nodes") for n in "$API"/nodes/*; do echo "${n##*/} Ready $(cat "$n")"; done ;;
+  "get nodes")
+    if [ "$3 $4" = "-o json" ]; then
+      sep=; printf '{"items": ['
+      for n in "$API"/nodes/*; do
+        printf '%s{"metadata": {"name": "%s"}, "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "%s"}}}' "$sep" "${n##*/}" "$(cat "$API/version")"
+        sep=", "
+      done
+      printf ']}\n'
+    else for n in "$API"/nodes/*; do echo "${n##*/} Ready $(cat "$n")"; done; fi ;;
+  "get blockaffinities.crd.projectcalico.org") cat "$API/blockaffinities.json" 2>/dev/null || echo '{"items": []}' ;;
+  "get pods"|"get endpointslices") echo '{"items": []}' ;;
+  "get service") cat "$API/services/$4/$5.json" 2>/dev/null || { echo "Error from server (NotFound): services \"$5\" not found" >&2; exit 1; } ;;
+  "patch service") echo "$*" >> "$API/patches.log"; echo "service/$5 patched" ;;
   *) echo "stub kubectl: unsupported: $*" >&2; exit 1 ;;
 esac
 exit 0
@@ -158,24 +170,83 @@ exit 0
 
 
 def calicoctl_script(lab_root: Path, version: str) -> str:
-    """What the test's download server hands out as the calicoctl release binary."""
-    return "#!/bin/sh\n" + f"ROOT={shlex.quote(str(lab_root))}\nSTATE=$ROOT/nodes/x/state\n" + COMMON + r"""
-echo "calicoctl $*" >> "$ROOT/calicoctl.log"
-case "$1" in
-  version) echo "Client Version:    v""" + version + r"""" ; exit 0 ;;
-  apply) ;;
-  *) echo "stub calicoctl: unsupported: $*" >&2; exit 1 ;;
-esac
-[ "$DATASTORE_TYPE" = kubernetes ] && [ -f "$KUBECONFIG" ] || { echo "Failed to create Calico API client: no kubeconfig" >&2; exit 1; }
-API=$(api_of_server "$(yaml_value server "$KUBECONFIG")")
-file=$3
-awk '/^apiVersion:/{v=$2} /^kind:/{k=$2; want=1} want && /^  name:/{gsub(/"/,"",$2); print v, k, $2; want=0}' "$file" > "$API/.calico"
-while read -r version kind name; do
-  [ "$version" = projectcalico.org/v3 ] || { echo "Failed to execute command: resource type '$kind' is not supported" >&2; exit 1; }
-  mkdir -p "$API/calico/$kind"; cp /dev/null "$API/calico/$kind/$name"
-  echo "Successfully applied 1 '$kind' resource(s)"
-done < "$API/.calico"
-exit 0
+    """What the test's download server hands out as the calicoctl release binary: a Python script
+    (this interpreter, which has PyYAML) keeping Calico objects as JSON in the API directory. A
+    CalicoNodeStatus is filled in from the node's own BIRD when a test runs one (its control socket
+    <root>/nodes/<node>/bird.ctl), as calico-node would."""
+    return f"#!{sys.executable}\nROOT = {str(lab_root)!r}\nVERSION = {version!r}\n" + CALICOCTL
+
+
+CALICOCTL = r"""
+import json, os, re, subprocess, sys
+from pathlib import Path
+import yaml
+
+args = sys.argv[1:]
+with open(os.path.join(ROOT, "calicoctl.log"), "a") as log:
+    log.write("calicoctl " + " ".join(args) + "\n")
+if args[:1] == ["version"]:
+    print(f"Client Version:    v{VERSION}")
+    sys.exit(0)
+if os.environ.get("DATASTORE_TYPE") != "kubernetes" or not os.path.isfile(os.environ.get("KUBECONFIG", "")):
+    sys.exit("Failed to create Calico API client: set DATASTORE_TYPE=kubernetes and KUBECONFIG")
+server = re.search(r"server: https://\[([0-9a-fA-F:]+)\]", Path(os.environ["KUBECONFIG"]).read_text()).group(1)
+api = Path(ROOT) / "kube-api" / server / "calico"
+KINDS = {"bgpconfiguration": "BGPConfiguration", "bgpconfigurations": "BGPConfiguration", "bgppeer": "BGPPeer",
+         "bgppeers": "BGPPeer", "ippool": "IPPool", "ippools": "IPPool", "caliconodestatus": "CalicoNodeStatus"}
+
+
+def node_status(obj):
+    ctl = Path(ROOT) / "nodes" / obj["spec"]["node"] / "bird.ctl"
+    if not ctl.exists():
+        return obj
+    out = subprocess.run(["birdc", "-s", str(ctl), "show", "protocols"], capture_output=True, text=True).stdout
+    peers = []
+    for line in out.splitlines():
+        cols = line.split(None, 5)
+        if len(cols) >= 5 and cols[1] == "BGP" and cols[0].startswith("Node_"):
+            info = cols[5] if len(cols) > 5 else ""
+            peers.append({"peerIP": cols[0][5:].replace("_", ":"), "type": "NodePeer",
+                          "state": "Established" if "Established" in info else (info.split() or ["Idle"])[0],
+                          "since": cols[4]})
+    obj["status"] = {"agent": {"birdV6": {"state": "Ready"}}, "bgp": {"numberEstablishedV6": sum(
+        p["state"] == "Established" for p in peers), "peersV6": peers}}
+    return obj
+
+
+command = args[0] if args else ""
+if command == "apply":
+    for doc in yaml.safe_load_all(Path(args[args.index("-f") + 1]).read_text()):
+        if not doc:
+            continue
+        if doc.get("apiVersion") != "projectcalico.org/v3":
+            sys.exit(f"Failed to execute command: resource type '{doc.get('kind')}' is not supported")
+        folder = api / doc["kind"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{doc['metadata']['name']}.json").write_text(json.dumps(doc))
+        print(f"Successfully applied 1 '{doc['kind']}' resource(s)")
+elif command == "get":
+    kind = KINDS[args[1].lower()]
+    name = args[2] if len(args) > 2 and not args[2].startswith("-") else None
+    folder = api / kind
+    if name:
+        path = folder / f"{name}.json"
+        if not path.exists():
+            sys.exit(f"Failed to get resources: resource does not exist: {kind}({name})")
+        print(path.read_text())
+    else:
+        items = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+        if kind == "CalicoNodeStatus":
+            items = [node_status(i) for i in items]
+        print(json.dumps({"kind": f"{kind}List", "apiVersion": "projectcalico.org/v3", "items": items}))
+elif command == "delete":
+    path = api / KINDS[args[1].lower()] / f"{args[2]}.json"
+    if not path.exists():
+        sys.exit("resource does not exist")
+    path.unlink()
+    print("Successfully deleted 1 resource(s)")
+else:
+    sys.exit(f"stub calicoctl: unsupported: {' '.join(args)}")
 """
 
 

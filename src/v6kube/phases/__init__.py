@@ -6,7 +6,7 @@ this list costs nothing to import (`plan` and `create --help` show it).
 
 from __future__ import annotations
 
-from v6kube.phases import calico, kubeadm, prepare, provision
+from v6kube.phases import announce, calico, kubeadm, prepare, provision
 from v6kube.workflow import Phase
 
 PROVISION = Phase("provision", "find or create the servers (find-then-create), wait until every one is active",
@@ -31,8 +31,12 @@ CALICO_BGP = Phase("calico-bgp", "calicoctl (checksummed) to the control plane, 
 WORKERS = Phase("workers", "kubeadm join on every worker not joined yet, in parallel, with a fresh "
                            "short-lived token and the CA hash",
                 kubeadm.workers, run_if=kubeadm.has_workers, confirm=kubeadm.workers_joined)
+ANNOUNCE = Phase("announce", "the service addresses Calico advertises (the cluster file's announce:, or what "
+                             "announce-services applied last), after checking each node's prefix budget",
+                 announce.announce_phase, inputs=announce.inputs)
 
-CREATE_PHASES: tuple[Phase, ...] = (PROVISION, BGP, PREPARE, CONTROL_PLANE, KUBECONFIG, CALICO, CALICO_BGP, WORKERS)
+CREATE_PHASES: tuple[Phase, ...] = (PROVISION, BGP, PREPARE, CONTROL_PLANE, KUBECONFIG, CALICO, CALICO_BGP, WORKERS,
+                                    ANNOUNCE)
 
 # join-worker: the same phases for the new nodes only (prepare and workers act on them alone;
 # calico-bgp applies every node's peers, the new ones included).

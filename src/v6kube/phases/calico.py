@@ -98,6 +98,17 @@ def split_bgp_objects(text: str) -> tuple[str, str]:
     return dump(calico), dump(kube)
 
 
+def node_status_objects(names: list[str]) -> str:
+    """A CalicoNodeStatus per node: calico-node then reports its BIRD's sessions and routes there,
+    which `status` reads without logging in to every node."""
+    import yaml
+
+    docs = [{"apiVersion": "projectcalico.org/v3", "kind": "CalicoNodeStatus", "metadata": {"name": f"v6kube-{name}"},
+             "spec": {"node": name, "classes": ["Agent", "BGP", "Routes"], "updatePeriodSeconds": 30}}
+            for name in names]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
 def _marker(run: Run) -> str:
     return run.remote_path("calico", "bgp.applied")
 
@@ -113,6 +124,7 @@ def calico_bgp(run: Run) -> None:
     conn = run.connection(run.control_plane)
     text = _rendered_bgp(run)
     calico_objects, kube_objects = split_bgp_objects(text)
+    calico_objects += "---\n" + node_status_objects([n.name for n in run.cluster.nodes])
     secrets = [run.secrets.bgp_password] if run.secrets.bgp_password else []
     if kube_objects:
         path = run.remote_path("calico", "bgp-secret.yaml")

@@ -8,6 +8,7 @@ the control plane, connections opened on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Run:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     timeouts: Timeouts = field(default_factory=Timeouts)
     only_nodes: tuple[str, ...] | None = None  # join-worker: the new nodes; None: every node
+    connect_timeout: float | None = None  # status: a shorter SSH deadline than the file's
     _connections: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -166,7 +168,10 @@ class Run:
     def ssh_options(self):
         from v6kube.ssh import SSHOptions
 
-        return SSHOptions.from_config(self.cluster.ssh, log_dir=self.state.logs_dir)
+        options = SSHOptions.from_config(self.cluster.ssh, log_dir=self.state.logs_dir)
+        if self.connect_timeout is not None:
+            options = dataclasses.replace(options, connect_timeout=self.connect_timeout)
+        return options
 
     def connections(self, names: list[str] | None = None) -> dict[str, Any]:
         """Open (once) and return connections to `names` (default: this run's nodes)."""
