@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from v6kube import errors
-from v6kube.nodeops import Facts, PrepareSpec, plan_node
+from v6kube.nodes import Facts, PrepareSpec, plan_node
 
 CASES = Path(__file__).parent / "nodeops_cases"
 DEFAULT_SPEC = {

@@ -11,12 +11,7 @@ import pytest
 
 from testbed.lab import BGP_PASSWORD, Lab, Node, target_for
 from v6kube.errors import RemoteCommandFailed, UnsupportedOS
-from v6kube.nodeops import (
-    CONTAINERD_CONFIG,
-    KUBERNETES_LIST,
-    MODULES_FILE,
-    RESOLVED_DROPIN,
-    SYSCTL_FILE,
+from v6kube.nodes import (
     PrepareSpec,
     StepResult,
     check_script,
@@ -27,6 +22,7 @@ from v6kube.nodeops import (
     step_script,
     steps_for,
 )
+from v6kube.nodes.managed import CONTAINERD_CONFIG, KUBERNETES_LIST, MODULES_FILE, RESOLVED_DROPIN, SYSCTL_FILE
 from v6kube.ssh import open_connections
 
 pytestmark = pytest.mark.testbed

@@ -10,7 +10,7 @@ import pytest
 from testbed.fixtures import unavailable
 
 from v6kube.errors import UnsupportedOS, UsageError
-from v6kube.nodeops import SUPPORTED_OS, OSRelease, PrepareSpec, render_prepare_script, steps_for
+from v6kube.nodes import SUPPORTED_OS, OSRelease, PrepareSpec, render_prepare_script, steps_for
 
 HINTS = {"ubuntu_22_04": "ubuntu-22.04", "ubuntu_24_04": "ubuntu-24.04", "debian_12": "debian-12", None: None}
 
@@ -111,7 +111,7 @@ def test_a_spec_that_could_break_the_script_is_refused():
 
 
 def test_the_boot_time_peer_routes_script_is_clean_posix_sh(tmp_path: Path):
-    from v6kube.nodeops import peer_routes_script
+    from v6kube.nodes.system_steps import peer_routes_script
 
     path = tmp_path / "peer-routes.sh"
     path.write_text(peer_routes_script(spec(None)))

@@ -21,7 +21,7 @@ case "$os" in
 esac
 
 # Checks used by the steps: each is true when what it names already holds on this node.
-# (nodeops.py decides the same things in Python from the facts it reads; keep the two in step.)
+# (v6kube.nodes decides the same things in Python from the facts it reads; keep the two in step.)
 # Never pipe into `grep -q`: it exits at the first match, the producer then dies of SIGPIPE and
 # pipefail turns a match into a failure. awk reads all its input and decides at END.
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }

@@ -1,25 +1,9 @@
-"""SSH to the nodes: one connection per node, pinned host keys, sudo, timeouts, a log per node.
-
-The only module that uses paramiko (imported lazily: it costs ~150 ms that `--help` should not pay).
-
-- Host keys are pinned: the key from provisioning, the cluster file or the state is the only one
-  accepted. Trust on first use only when asked for; `record_host_keys` then pins the key seen in
-  the state.
-- Addresses are `ipaddress` objects handed to the socket as bare literals, never "host:port".
-- Every command and SFTP transfer has a timeout; a command's output goes line by line to the
-  node's log file (0600) and to the console as `[phase] node: line`. Registered secrets and the
-  ones passed to `run(secrets=...)` are masked.
-- A non-root user runs everything through `sudo -n`; a user that would need a password is refused
-  with SudoPasswordRequired when the connection opens, before anything runs.
-"""
+"""The paramiko implementation: one node's connection, reused across steps and reopened when it drops."""
 
 from __future__ import annotations
 
 import base64
-import binascii
-import contextlib
 import errno
-import hashlib
 import logging
 import os
 import posixpath
@@ -29,227 +13,38 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable
 
 from v6kube import console
 from v6kube.errors import HostKeyMismatch, RemoteCommandFailed, SSHError, SudoPasswordRequired
-from v6kube.redact import MASK, Secret, redact, register
+from v6kube.redact import Secret, redact
+from v6kube.ssh.hostkeys import _key_blob, _key_types_for, describe_key, same_key
+from v6kube.ssh.output import CommandResult, _LineStream, _mask, _secret_values
+from v6kube.ssh.retries import (
+    ATTEMPT_TIMEOUT,
+    MAX_RERUNS,
+    MAX_RETRY_DELAY,
+    RETRY_ERRNOS,
+    _Dropped,
+    _NoRoute,
+    _NotStarted,
+    _NotUpYet,
+    _paramiko,
+    _reason,
+    _transport_died,
+    _watchdog,
+)
+from v6kube.ssh.targets import SSHOptions, Target, _where, choose_address
 
 if TYPE_CHECKING:  # pragma: no cover
     import paramiko
 
-    from v6kube.config import SSH, Cluster
-    from v6kube.state import State
-
-AddressFamily = Literal["auto", "ipv6", "ipv4"]
-
 # paramiko logs banner and reset errors through `logging`; without a handler Python's last-resort
 # handler would print them to stderr, around the console. We report those errors ourselves.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-# Errors that mean "the server is not up yet" (booting, sshd restarting): try again until the deadline.
-RETRY_ERRNOS = {
-    errno.ECONNREFUSED,
-    errno.ECONNRESET,
-    errno.ECONNABORTED,
-    errno.ETIMEDOUT,
-    errno.EHOSTUNREACH,
-    errno.EHOSTDOWN,
-    errno.EPIPE,
-}
-ATTEMPT_TIMEOUT = 20.0  # one TCP connect + SSH handshake
-MAX_RETRY_DELAY = 5.0
-MAX_RERUNS = 3  # an idempotent command whose connection dropped is run again at most this often
-
-
-# --- host keys ------------------------------------------------------------------------------
-
-
-def _key_blob(host_key: str) -> tuple[str, bytes]:
-    parts = host_key.split()
-    if len(parts) < 2:
-        raise SSHError(f"not an SSH public key: {host_key!r}", hint='expected "ssh-ed25519 AAAA..."')
-    try:
-        return parts[0], base64.b64decode(parts[1], validate=True)
-    except (binascii.Error, ValueError):
-        raise SSHError(f"not an SSH public key (bad base64): {host_key!r}") from None
-
-
-def fingerprint(host_key: str) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key line, e.g. "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"."""
-    _, blob = _key_blob(host_key)
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def describe_key(host_key: str) -> str:
-    return f"{host_key.split()[0]} {fingerprint(host_key)}"
-
-
-def same_key(a: str, b: str) -> bool:
-    """Whether two key lines hold the same key (the blob names the type; comments are ignored)."""
-    return _key_blob(a)[1] == _key_blob(b)[1]
-
-
-def _key_types_for(host_key: str) -> list[str]:
-    """Host key algorithms to offer first, so a server with several keys shows the pinned one."""
-    key_type = host_key.split()[0]
-    if key_type == "ssh-rsa":
-        return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
-    return [key_type]
-
-
-# --- targets and options --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """One node to connect to."""
-
-    node: str
-    address: IPv6Address
-    host_key: str | None = None  # pinned "ssh-ed25519 AAAA..."; None: only with trust_on_first_use
-    public_ipv4: IPv4Address | None = None  # used with address_family ipv4, or auto without IPv6
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "address", IPv6Address(str(self.address)))
-        if self.public_ipv4 is not None:
-            object.__setattr__(self, "public_ipv4", IPv4Address(str(self.public_ipv4)))
-
-
-@dataclass(frozen=True)
-class SSHOptions:
-    user: str = "root"
-    port: int = 22
-    private_key: Path | None = None  # None: the SSH agent's keys
-    address_family: AddressFamily = "auto"
-    trust_on_first_use: bool = False
-    connect_timeout: float = 900.0  # deadline for a booting server to answer
-    command_timeout: float = 1800.0
-    keepalive: int = 15
-    log_dir: Path | None = None  # the state directory's logs/: one <node>.log each
-
-    @classmethod
-    def from_config(cls, ssh: SSH, log_dir: Path | None = None) -> SSHOptions:
-        key = Path(ssh.private_key).expanduser() if ssh.private_key else None
-        return cls(user=ssh.user, port=ssh.port, private_key=key, address_family=ssh.address_family,
-                   trust_on_first_use=ssh.trust_on_first_use, connect_timeout=ssh.connect_timeout,
-                   command_timeout=ssh.command_timeout, log_dir=log_dir)
-
-
-def targets_for(cluster: Cluster, servers: Iterable[Any] = (),
-                host_keys: Mapping[str, str] | None = None) -> list[Target]:
-    """The SSH targets for a cluster's nodes.
-
-    Addresses come from the cluster file (static) or the provider's servers (`hostname`, `ipv6`,
-    `ipv4_public`, `host_public_key`). The pinned key is, in order: the cluster file's host_key,
-    the one recorded in the state (`host_keys`), the one the provider installed.
-    """
-    by_name = {server.hostname: server for server in servers}
-    recorded = host_keys or {}
-    targets = []
-    for node in cluster.nodes:
-        server = by_name.get(node.name)
-        address = node.address or (server.ipv6 if server else None)
-        if address is None:
-            raise SSHError(f"{node.name}: no IPv6 address known for this node",
-                           hint="the provider has not reported it yet; run the provision phase first")
-        host_key = node.host_key or recorded.get(node.name) or (server.host_public_key if server else None)
-        public_ipv4 = node.public_ipv4 or (server.ipv4_public if server else None)
-        targets.append(Target(node.name, address, host_key, public_ipv4))
-    return targets
-
-
-def _where(address: IPv6Address | IPv4Address, port: int) -> str:
-    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-
-
-def choose_address(target: Target, family: AddressFamily) -> IPv6Address | IPv4Address:
-    """The address to dial first: IPv6 unless told ipv4. (With `auto`, a connect that finds no
-    IPv6 route here, ENETUNREACH, moves on to the public IPv4 address if there is one.)"""
-    if family == "ipv4":
-        if target.public_ipv4 is None:
-            raise SSHError(f"{target.node}: ssh.address_family is ipv4 but the node has no public IPv4 address")
-        return target.public_ipv4
-    return target.address
-
-
-# --- results and the protocol the rest of v6kube uses -----------------------------------------
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    node: str
-    command: str  # as shown in logs: secrets masked
-    exit_status: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-
-class Connection(Protocol):
-    """What node operations need from a connection to one node."""
-
-    node: str
-
-    @property
-    def host_key(self) -> str | None:
-        """The host key the server presented ("ssh-ed25519 AAAA..."), once connected."""
-
-    def run(self, command: str, *, phase: str = "ssh", timeout: float | None = None, check: bool = True,
-            secrets: Iterable[str | Secret] = (), idempotent: bool = False,
-            log_output: bool = True, echo: bool = True) -> CommandResult:
-        """Run a shell command as root (through `sudo -n` for other users). Its output goes line by
-        line to the node's log (log_output) and to the console prefixed with the node (echo)."""
-
-    def upload(self, data: bytes | str, path: str, *, mode: int = 0o644, owner: str = "root",
-               group: str = "root", phase: str = "ssh") -> None:
-        """Write a file atomically (temp name in the same directory, then rename)."""
-
-    def download(self, path: str, *, phase: str = "ssh") -> bytes:
-        """Read a file (as root)."""
-
-    def close(self) -> None: ...
-
-
-class _Dropped(Exception):
-    """The transport died while a command ran."""
-
-
-class _NotStarted(Exception):
-    """The transport died before the command could start: running it again is always safe."""
-
-
-class _LineStream:
-    """Collects a stream's bytes and hands on each complete line."""
-
-    def __init__(self, on_line):
-        self._pending = b""
-        self._chunks: list[bytes] = []
-        self._on_line = on_line
-
-    def feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._pending += data
-        *lines, self._pending = self._pending.split(b"\n")
-        for line in lines:
-            self._on_line(line.decode("utf-8", "replace"))
-
-    def finish(self) -> str:
-        if self._pending:
-            self._on_line(self._pending.decode("utf-8", "replace"))
-            self._pending = b""
-        return b"".join(self._chunks).decode("utf-8", "replace")
-
-
-# --- the paramiko implementation ---------------------------------------------------------------
 
 
 class SSHConnection:
@@ -704,86 +499,6 @@ class SSHConnection:
             fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with open(fd, "a", encoding="utf-8") as log:
                 log.write(f"{stamp} {redact(line)}".replace("\n", "\n    ") + "\n")
-
-
-class _NotUpYet(Exception):
-    """Refused, reset, timed out, no banner: the server may still be booting."""
-
-
-class _NoRoute(Exception):
-    """ENETUNREACH: this machine has no route to that address family."""
-
-
-@contextlib.contextmanager
-def _watchdog(transport: paramiko.Transport, seconds: float) -> Iterator[threading.Event]:
-    """Cut the connection when the block outlasts `seconds`; the event tells that it did. paramiko
-    waits without limit in places: opening the SFTP channel, writing into full TCP buffers."""
-    fired = threading.Event()
-
-    def cut() -> None:
-        fired.set()
-        transport.close()
-
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield fired
-    finally:
-        timer.cancel()
-
-
-def _transport_died(transport: paramiko.Transport, grace: float = 1.0) -> bool:
-    """Whether the connection is gone. paramiko closes a dead transport's channels a moment before
-    it marks the transport inactive, so after a failed channel wait (up to `grace`) for its thread
-    to finish before deciding."""
-    if transport.is_active():
-        transport.join(grace)
-    return not transport.is_active()
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, socket.timeout):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
-def _paramiko():
-    import paramiko
-
-    return paramiko
-
-
-def _secret_values(secrets: Iterable[str | Secret]) -> tuple[str, ...]:
-    values = []
-    for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else str(secret)
-        if value:
-            register(value)
-            values.append(value)
-    return tuple(sorted(values, key=len, reverse=True))
-
-
-def _mask(text: str, masks: tuple[str, ...]) -> str:
-    for value in masks:
-        text = text.replace(value, MASK)
-    return redact(text)
-
-
-# --- opening connections for a cluster ---------------------------------------------------------
-
-
-def record_host_keys(state: State, connections: Mapping[str, SSHConnection]) -> list[str]:
-    """Pin in the state every key accepted on first use, so later runs accept only that key.
-    Returns the nodes recorded; the caller saves the state."""
-    recorded = []
-    for name, conn in connections.items():
-        if conn.trusted_on_first_use and conn.host_key and state.host_key(name) is None:
-            state.pin_host_key(name, conn.host_key, "trust-on-first-use")
-            recorded.append(name)
-    return recorded
 
 
 def connect(target: Target, options: SSHOptions, *, phase: str = "ssh") -> SSHConnection:
