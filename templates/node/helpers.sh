@@ -4,6 +4,7 @@
 # pipefail turns a match into a failure. awk reads all its input and decides at END.
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
 nonempty() { [ -s "$1" ]; }
+absent() { [ ! -e "$1" ]; }
 sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
 # No interface still ignores router advertisements because forwarding is on (accept_ra 1).
 ra_kept() { ! grep -qsx 1 /proc/sys/net/ipv6/conf/*/accept_ra; }
@@ -33,4 +34,12 @@ resolved_in_use() {
 }
 nameservers_are() {
   [ "$(awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null)" = "$(printf '%s\n' "$@")" ]
+}
+# Whether the node has a route to at least one address of host $1 (IPv6 first; IPv4 only for a
+# host without IPv6, or when the node has IPv4 itself).
+host_routed() {
+  for a in $({ getent hosts "$1"; getent ahostsv4 "$1"; } 2>/dev/null | awk '{ print $1 }' | sort -u); do
+    if ip route get "$a" >/dev/null 2>&1; then return 0; fi
+  done
+  return 1
 }

@@ -10,8 +10,10 @@ from ipaddress import IPv6Network, ip_network
 from typing import Any, Callable, Mapping, Sequence
 
 from v6kube.nodes.managed import (
+    BASE_PACKAGES,
     CONTAINERD_PACKAGE,
     DOCKER_KEYRING,
+    DOWNLOAD_HOSTS,
     KUBERNETES_KEYRING,
     KUBERNETES_PACKAGES,
     MANAGED_FILES,
@@ -159,6 +161,19 @@ def parse_units(text: str) -> dict[str, str]:
     return states
 
 
+def parse_download_hosts(text: str) -> dict[str, tuple[tuple[str, bool], ...]]:
+    """`<host> <address> routed|unrouted` or `<host> none` lines -> {host: ((address, routed), ...)};
+    a host without addresses maps to (). Hosts the output does not name were not checked."""
+    hosts: dict[str, list[tuple[str, bool]]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1] == "none":
+            hosts.setdefault(fields[0], [])
+        elif len(fields) == 3 and fields[2] in ("routed", "unrouted"):
+            hosts.setdefault(fields[0], []).append((fields[1], fields[2] == "routed"))
+    return {host: tuple(addresses) for host, addresses in hosts.items()}
+
+
 @dataclass(frozen=True)
 class Fact:
     name: str
@@ -171,6 +186,16 @@ def _files_command(paths: Sequence[str]) -> str:
             "if [ -f \"$f\" ]; then printf '==> %s <==\\n' \"$f\"; cat \"$f\"; printf '\\n<== end\\n'; fi; done")
 
 
+# Each download host's addresses and whether the kernel has a route to each. `getent hosts` asks for
+# IPv6 first and falls back to IPv4 only for a host without any; `getent ahostsv4` adds the IPv4
+# addresses when the node has IPv4 itself (it filters by the families the node has).
+DOWNLOAD_HOSTS_COMMAND = (
+    "for h in " + " ".join(q(h) for h in DOWNLOAD_HOSTS) + "; do n=; "
+    "for a in $({ getent hosts \"$h\"; getent ahostsv4 \"$h\"; } 2>/dev/null | awk '{ print $1 }' | sort -u); do "
+    "n=1; if ip route get \"$a\" >/dev/null 2>&1; then echo \"$h $a routed\"; else echo \"$h $a unrouted\"; fi; "
+    "done; [ -n \"$n\" ] || echo \"$h none\"; done")
+
+
 FACTS = (
     Fact("os_release", "cat /etc/os-release", parse_os_release),
     Fact("swaps", "cat /proc/swaps", parse_swaps),
@@ -181,7 +206,8 @@ FACTS = (
     Fact("modules", "lsmod", parse_lsmod),
     Fact("builtin_modules", 'cat "/lib/modules/$(uname -r)/modules.builtin"', parse_builtin_modules),
     Fact("packages", "dpkg-query -W -f='${Package} ${db:Status-Status} ${Version}\\n' "
-         + " ".join((CONTAINERD_PACKAGE, *KUBERNETES_PACKAGES)), parse_packages),
+         + " ".join((*BASE_PACKAGES, CONTAINERD_PACKAGE, *KUBERNETES_PACKAGES)), parse_packages),
+    Fact("architecture", "dpkg --print-architecture", str.strip),
     Fact("holds", "apt-mark showhold", parse_lines),
     Fact("files", _files_command(MANAGED_FILES), parse_files),
     Fact("keyrings", "for f in " + " ".join((DOCKER_KEYRING, KUBERNETES_KEYRING))
@@ -191,6 +217,7 @@ FACTS = (
     Fact("routes", "ip -6 route show", parse_routes),
     Fact("units", "for u in " + " ".join(WATCHED_UNITS)
          + "; do printf '%s %s\\n' \"$u\" \"$(systemctl is-enabled \"$u\" 2>/dev/null)\"; done", parse_units),
+    Fact("download_hosts", DOWNLOAD_HOSTS_COMMAND, parse_download_hosts),
 )
 FACT_MARKER = "@@v6kube-fact"
 
@@ -207,6 +234,7 @@ class Facts:
     modules: frozenset[str] = frozenset()
     builtin_modules: frozenset[str] = frozenset()
     packages: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    architecture: str = ""  # dpkg's: amd64, arm64, ...
     holds: frozenset[str] = frozenset()
     files: Mapping[str, str] = field(default_factory=dict)
     keyrings: frozenset[str] = frozenset()
@@ -214,6 +242,7 @@ class Facts:
     resolv_conf: tuple[str, ...] = ()  # the nameservers
     routes: tuple[Route, ...] = ()
     units: Mapping[str, str] = field(default_factory=dict)
+    download_hosts: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, str]) -> Facts:

@@ -6,18 +6,39 @@ from v6kube.nodes.facts import Facts
 from v6kube.nodes.managed import (
     APT_INSTALL,
     APT_LOCK_WAIT,
+    BASE_PACKAGES,
     CONTAINERD_CONFIG,
     CONTAINERD_PACKAGE,
     DOCKER_KEYRING,
     DOCKER_LIST,
+    DOCKER_SOURCES,
     KEYRINGS_DIR,
     KUBERNETES_KEYRING,
     KUBERNETES_LIST,
     KUBERNETES_PACKAGES,
+    pause_image,
 )
 from v6kube.nodes.spec import OSRelease, PrepareSpec
 from v6kube.nodes.step import Step, StepResult, _all, _call, _file_problem, _result, q, write_file
 from v6kube.render import render
+
+
+# base packages
+
+
+def base_packages_step(spec: PrepareSpec, os: OSRelease) -> Step:
+    return Step(
+        name="base-packages",
+        summary=f"{' and '.join(BASE_PACKAGES)} are installed (the steps fetch apt keys with curl)",
+        check=_all(*(_call("package_installed", p, "") for p in BASE_PACKAGES)),
+        commands=(f"apt-get update -q {APT_LOCK_WAIT}", APT_INSTALL + " " + " ".join(BASE_PACKAGES)),
+    )
+
+
+def ensure_base_packages(facts: Facts, spec: PrepareSpec) -> StepResult:
+    step = base_packages_step(spec, facts.os)
+    missing = [p for p in BASE_PACKAGES if facts.packages.get(p, ("", ""))[0] != "installed"]
+    return _result(step, [f"not installed: {', '.join(missing)}"] if missing else [])
 
 
 # apt repositories
@@ -29,25 +50,32 @@ def _fetch_key(url: str, keyring: str) -> tuple[str, ...]:
             f"chmod 0644 {q(new)}", f"mv -f {q(new)} {q(keyring)}")
 
 
-def docker_list(os: OSRelease) -> str:
-    return render("node/docker.list.j2", os_id=os.id, codename=os.codename, keyring=DOCKER_KEYRING)
+def docker_sources(spec: PrepareSpec, os: OSRelease) -> str:
+    return render("node/docker.sources.j2", os_id=os.id, codename=os.codename, keyring=DOCKER_KEYRING,
+                  architecture=spec.architecture)
 
 
 def docker_repo_step(spec: PrepareSpec, os: OSRelease) -> Step:
-    content = docker_list(os)
+    content = docker_sources(spec, os)
     return Step(
         name="docker-repo",
         summary=f"apt has the Docker repository for {os.id} {os.codename} (containerd 2.x)",
-        check=_all(_call("nonempty", DOCKER_KEYRING), _call("file_is", DOCKER_LIST, content)),
+        check=_all(_call("nonempty", DOCKER_KEYRING), _call("file_is", DOCKER_SOURCES, content),
+                   _call("absent", DOCKER_LIST)),
+        # The old one-line list would name the repository twice (apt warns, or errors on a
+        # different signed-by).
         commands=(*_fetch_key(f"https://download.docker.com/linux/{os.id}/gpg", DOCKER_KEYRING),
-                  *write_file(DOCKER_LIST, content)),
+                  *write_file(DOCKER_SOURCES, content), f"rm -f {q(DOCKER_LIST)}"),
     )
 
 
 def ensure_docker_repo(facts: Facts, spec: PrepareSpec) -> StepResult:
     step = docker_repo_step(spec, facts.os)
     problems = [] if DOCKER_KEYRING in facts.keyrings else [f"{DOCKER_KEYRING} is missing"]
-    return _result(step, problems + _file_problem(facts, DOCKER_LIST, docker_list(facts.os)))
+    problems += _file_problem(facts, DOCKER_SOURCES, docker_sources(spec, facts.os))
+    if DOCKER_LIST in facts.files:
+        problems.append(f"the old {DOCKER_LIST} is still there")
+    return _result(step, problems)
 
 
 def kubernetes_list(spec: PrepareSpec) -> str:
@@ -82,13 +110,17 @@ def _wanted_packages(spec: PrepareSpec) -> list[tuple[str, str]]:
 
 def packages_step(spec: PrepareSpec, os: OSRelease) -> Step:
     wanted = _wanted_packages(spec)
+    held = " ".join(KUBERNETES_PACKAGES)
     return Step(
         name="packages",
         summary="containerd " + f"{spec.containerd_major}.x and kubelet, kubeadm, kubectl "
                 f"{spec.kubernetes_minor} are installed",
         check=_all(*(_call("package_installed", p, prefix) for p, prefix in wanted)),
-        commands=(f"apt-get update -q {APT_LOCK_WAIT}",
-                  APT_INSTALL + " " + " ".join(q(f"{p}={prefix}*") for p, prefix in wanted)),
+        # As kubeadm's upgrade docs do: unhold, install the wanted minor, hold again. A held
+        # package at another version would otherwise stop apt-get (held packages are not changed).
+        commands=(f"apt-get update -q {APT_LOCK_WAIT}", f"apt-mark unhold {held}",
+                  APT_INSTALL + " " + " ".join(q(f"{p}={prefix}*") for p, prefix in wanted),
+                  f"apt-mark hold {held}"),
     )
 
 
@@ -123,14 +155,16 @@ def ensure_packages_held(facts: Facts, spec: PrepareSpec) -> StepResult:
 
 
 def containerd_config(spec: PrepareSpec) -> str:
-    return render("node/containerd-config.toml.j2")
+    return render("node/containerd-config.toml.j2", pause_image=pause_image(spec.kubernetes_minor),
+                  minor=spec.kubernetes_minor)
 
 
 def containerd_config_step(spec: PrepareSpec, os: OSRelease) -> Step:
     content = containerd_config(spec)
     return Step(
         name="containerd-config",
-        summary="containerd uses the systemd cgroup driver (config version 3)",
+        summary="containerd uses the systemd cgroup driver and the pause image of Kubernetes "
+                f"{spec.kubernetes_minor} (config version 3)",
         check=_call("file_is", CONTAINERD_CONFIG, content),
         commands=(*write_file(CONTAINERD_CONFIG, content), "systemctl restart containerd"),
     )

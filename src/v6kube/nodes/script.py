@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from v6kube.nodes.managed import DOWNLOAD_HOSTS
 from v6kube.nodes.plan import steps_for
 from v6kube.nodes.spec import SUPPORTED_OS, OSRelease, PrepareSpec, os_key
 from v6kube.nodes.step import Step
@@ -31,4 +32,5 @@ def render_prepare_script(spec: PrepareSpec) -> str:
             blocks.append(_Block(first.name, first.summary, step=first))
         else:
             blocks.append(_Block(first.name, "depends on the operating system", by_os=tuple(zip(keys, variants))))
-    return render("node/prepare.sh.j2", spec=spec, oses=keys, blocks=blocks, helpers=render("node/helpers.sh"))
+    return render("node/prepare.sh.j2", spec=spec, oses=keys, blocks=blocks, helpers=render("node/helpers.sh"),
+                  download_hosts=DOWNLOAD_HOSTS)

@@ -24,12 +24,15 @@ class PrepareSpec:
     gateway: IPv6Address
     peers: tuple[IPv6Address, ...]  # the BGP peers, reached by /128 routes via the gateway
     containerd_major: int = 2
+    architecture: str = "amd64"  # dpkg's name; the node's own (a fact) wins when v6kube prepares it
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", self.node):
             raise UsageError(f"node name {self.node!r} is not a DNS label")
         if not re.fullmatch(r"1\.\d+", self.kubernetes_minor):
             raise UsageError(f"{self.node}: Kubernetes minor must look like 1.33, got {self.kubernetes_minor!r}")
+        if not re.fullmatch(r"[a-z0-9]+", self.architecture):
+            raise UsageError(f"{self.node}: {self.architecture!r} is not a dpkg architecture name")
         if self.containerd_major != 2:
             raise UsageError(f"{self.node}: containerd {self.containerd_major}.x is not supported; "
                              "v6kube installs containerd 2.x (config version 3)")

@@ -9,6 +9,8 @@ from v6kube.nodes.managed import (
     KUBELET_RESOLV_CONF,
     MODULES,
     MODULES_FILE,
+    NETWORKD_DROPIN,
+    NETWORKD_UNIT,
     PEER_ROUTES_SCRIPT,
     PEER_ROUTES_UNIT,
     PEER_ROUTES_UNIT_FILE,
@@ -201,6 +203,27 @@ def ensure_kubelet_resolvers(facts: Facts, spec: PrepareSpec) -> StepResult:
 
 
 # peer routes
+
+
+def networkd_conf(spec: PrepareSpec) -> str:
+    return render("node/networkd-foreign-routes.conf.j2")
+
+
+def networkd_keeps_routes_step(spec: PrepareSpec, os: OSRelease) -> Step:
+    content = networkd_conf(spec)
+    return Step(
+        name="networkd-keeps-routes",
+        summary="systemd-networkd leaves the routes it did not make (the peer routes, Calico's) alone",
+        check=_call("file_is", NETWORKD_DROPIN, content),
+        # networkd reads the setting when it starts: restarted now (only if it runs), it will not
+        # drop foreign routes on the next `networkctl reload` either. A restart keeps the links up.
+        commands=(*write_file(NETWORKD_DROPIN, content), f"systemctl try-restart {NETWORKD_UNIT}"),
+    )
+
+
+def ensure_networkd_keeps_routes(facts: Facts, spec: PrepareSpec) -> StepResult:
+    step = networkd_keeps_routes_step(spec, facts.os)
+    return _result(step, _file_problem(facts, NETWORKD_DROPIN, networkd_conf(spec)))
 
 
 def _peer_networks(spec: PrepareSpec) -> list[IPv6Network]:
