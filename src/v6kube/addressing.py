@@ -284,6 +284,28 @@ def check_subnet_shapes(
     return problems
 
 
+def check_cluster_addressing(cluster: "Cluster") -> list[Problem]:
+    """What the cluster file alone shows (used by config validation). A None value is invalid and
+    reported already: the checks that need it are skipped."""
+    provider, k8s = cluster.provider, cluster.kubernetes
+    pod_subnet = service_subnet = None
+    if k8s is not None:
+        pod_subnet, service_subnet = k8s.pod_subnet, k8s.service_subnet
+    # by its type, not isinstance: config imports this module, so this one must not import config
+    if getattr(provider, "type", None) != "static" or provider.block is None:
+        # Packet: the block and the servers come from the API; offline_plan checks the rest
+        pods = None if pod_subnet == "auto" else pod_subnet
+        services = None if service_subnet == "auto" else service_subnet
+        return check_subnets(cluster, pods, services)
+    block = provider.block
+    addresses = [n.address for n in cluster.nodes if n is not None and n.address is not None]
+    servers = server_networks([a for a in addresses if a in block])
+    pods, services, problems = choose_subnets(pod_subnet, service_subnet, block, servers)
+    peers = [(f"provider.peers[{i}]", peer) for i, peer in enumerate(provider.peers or [])]
+    return problems + check_subnets(cluster, pods, services, block=block, servers=servers,
+                                    max_prefix=provider.max_prefix, peers=peers)
+
+
 def static_node_addresses(cluster: "Cluster") -> tuple[NodeAddress, ...]:
     return tuple(NodeAddress(n.name, n.role, n.address, n.prefix_length, n.gateway) for n in cluster.nodes)
 

@@ -347,29 +347,8 @@ def check_cluster(cluster: Cluster) -> list[Problem]:
                 problems.append(Problem(f"provider.peers[{i}]", f"duplicate peer {peer} (also provider.peers[{seen_peers[peer]}])",
                                         "list each BGP peer address once"))
             seen_peers.setdefault(peer, i)
-    problems += check_cluster_addressing(cluster)
+    problems += addressing.check_cluster_addressing(cluster)
     return problems
-
-
-def check_cluster_addressing(cluster: Cluster) -> list[Problem]:
-    """The address plan as far as the cluster file alone shows it. A None value is invalid and
-    reported already: the checks that need it are skipped."""
-    provider, k8s = cluster.provider, cluster.kubernetes
-    pod_subnet = service_subnet = None
-    if k8s is not None:
-        pod_subnet, service_subnet = k8s.pod_subnet, k8s.service_subnet
-    if not isinstance(provider, StaticProvider) or provider.block is None:
-        # Packet: the block and the servers come from the API; offline_plan checks the rest
-        pods = None if pod_subnet == "auto" else pod_subnet
-        services = None if service_subnet == "auto" else service_subnet
-        return addressing.check_subnets(cluster, pods, services)
-    block = provider.block
-    addresses = [n.address for n in cluster.nodes if n is not None and n.address is not None]
-    servers = addressing.server_networks([a for a in addresses if a in block])
-    pods, services, problems = addressing.choose_subnets(pod_subnet, service_subnet, block, servers)
-    peers = [(f"provider.peers[{i}]", peer) for i, peer in enumerate(provider.peers or [])]
-    return problems + addressing.check_subnets(cluster, pods, services, block=block, servers=servers,
-                                               max_prefix=provider.max_prefix, peers=peers)
 
 
 # --- an invalid file's valid parts, for the checks across fields ----------------------------
