@@ -188,10 +188,12 @@ def _files_command(paths: Sequence[str]) -> str:
 
 # Each download host's addresses and whether the kernel has a route to each. `getent hosts` asks for
 # IPv6 first and falls back to IPv4 only for a host without any; `getent ahostsv4` adds the IPv4
-# addresses when the node has IPv4 itself (it filters by the families the node has).
+# addresses when the node has IPv4 itself (it filters by the families the node has). RES_OPTIONS
+# bounds each lookup when the resolvers do not answer (glibc's default can wait 20 s and more).
 DOWNLOAD_HOSTS_COMMAND = (
     "for h in " + " ".join(q(h) for h in DOWNLOAD_HOSTS) + "; do n=; "
-    "for a in $({ getent hosts \"$h\"; getent ahostsv4 \"$h\"; } 2>/dev/null | awk '{ print $1 }' | sort -u); do "
+    "for a in $({ RES_OPTIONS='timeout:2 attempts:1'; export RES_OPTIONS; getent hosts \"$h\"; "
+    "getent ahostsv4 \"$h\"; } 2>/dev/null | awk '{ print $1 }' | sort -u); do "
     "n=1; if ip route get \"$a\" >/dev/null 2>&1; then echo \"$h $a routed\"; else echo \"$h $a unrouted\"; fi; "
     "done; [ -n \"$n\" ] || echo \"$h none\"; done")
 

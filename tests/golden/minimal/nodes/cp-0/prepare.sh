@@ -63,9 +63,10 @@ nameservers_are() {
   [ "$(awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null)" = "$(printf '%s\n' "$@")" ]
 }
 # Whether the node has a route to at least one address of host $1 (IPv6 first; IPv4 only for a
-# host without IPv6, or when the node has IPv4 itself).
+# host without IPv6, or when the node has IPv4 itself). Lookups give up after 2 s without an answer.
 host_routed() {
-  for a in $({ getent hosts "$1"; getent ahostsv4 "$1"; } 2>/dev/null | awk '{ print $1 }' | sort -u); do
+  for a in $({ RES_OPTIONS='timeout:2 attempts:1'; export RES_OPTIONS; getent hosts "$1"; getent ahostsv4 "$1"; } 2>/dev/null |
+    awk '{ print $1 }' | sort -u); do
     if ip route get "$a" >/dev/null 2>&1; then return 0; fi
   done
   return 1
