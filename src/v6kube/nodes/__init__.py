@@ -12,14 +12,20 @@
 Every path written here is under /etc, and every value that reaches a shell goes through shlex.quote.
 
 Choices worth knowing:
+- Before anything changes: the OS is supported, and every host the node downloads from
+  (managed.DOWNLOAD_HOSTS) has an address the node has a route to.
+- curl and ca-certificates are installed first when a minimal image lacks them; nothing needs gpg.
 - containerd 2.x comes from Docker's apt repository (package containerd.io; keyring
-  /etc/apt/keyrings/docker.asc, list /etc/apt/sources.list.d/docker.list): Debian 12 and Ubuntu
-  ship containerd 1.x. Its config is written whole (version 3, SystemdCgroup = true).
-- kubelet, kubeadm and kubectl come from pkgs.k8s.io for the chosen minor and are held.
+  /etc/apt/keyrings/docker.asc, deb822 source /etc/apt/sources.list.d/docker.sources, an old
+  docker.list removed): Debian 12 and Ubuntu ship containerd 1.x. Its config is written whole
+  (version 3, SystemdCgroup = true, the pause image of the minor pinned).
+- kubelet, kubeadm and kubectl come from pkgs.k8s.io for the chosen minor and are held; a new
+  minor unholds, installs and holds them again.
 - The /128 routes to the BGP peers are added live (`ip -6 route replace`) and restored at boot by
   a oneshot unit, v6kube-peer-routes.service, running /etc/v6kube/peer-routes.sh: it works the
   same under netplan (Ubuntu), ifupdown (Debian) and systemd-networkd, and retries while the
-  network comes up.
+  network comes up. systemd-networkd is told to keep routes it did not make
+  (ManageForeignRoutes=no), or a restart of it would delete them.
 - sysctls go to /etc/sysctl.d/90-v6kube.conf and only that file is applied (`sysctl -p FILE`).
 - Resolvers: a systemd-resolved drop-in when resolved owns /etc/resolv.conf, else the file itself,
   rewritten in place (it may be a bind mount). Pods get /etc/v6kube/resolv.conf (IPv6 resolvers
