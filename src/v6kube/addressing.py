@@ -289,13 +289,12 @@ def check_subnet_shapes(
 def check_cluster_addressing(cluster: "Cluster") -> list[Problem]:
     """What the cluster file alone shows (used by config validation). A None value is invalid and
     reported already: the checks that need it are skipped."""
-    from v6kube.config import StaticProvider
-
     provider, k8s = cluster.provider, cluster.kubernetes
     pod_subnet = service_subnet = None
     if k8s is not None:
         pod_subnet, service_subnet = k8s.pod_subnet, k8s.service_subnet
-    if not isinstance(provider, StaticProvider) or provider.block is None:
+    # by its type, not isinstance: config imports this module, so this one must not import config
+    if getattr(provider, "type", None) != "static" or provider.block is None:
         # Packet: the block and the servers come from the API; offline_plan checks the rest
         pods = None if pod_subnet == "auto" else pod_subnet
         services = None if service_subnet == "auto" else service_subnet

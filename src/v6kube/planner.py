@@ -128,7 +128,7 @@ def render_init(plan: ClusterPlan, secrets: Secrets, kubernetes_version: str | N
     """init.yaml; `kubernetes_version` is the exact version of the kubeadm installed on the control
     plane (create), else the minor's stable label (an offline plan). A cluster with no worker
     leaves the control plane untainted, so it can run pods."""
-    from v6kube.nodeops import KUBELET_RESOLV_CONF
+    from v6kube.nodes import KUBELET_RESOLV_CONF
 
     cp = plan.addresses.node(plan.cluster.control_plane.name)
     return render.render(
@@ -204,7 +204,7 @@ def render_bgp(plan: ClusterPlan, secrets: Secrets) -> str:
 
 
 def prepare_spec(plan: ClusterPlan, node: NodeAddress):
-    from v6kube.nodeops import PrepareSpec
+    from v6kube.nodes import PrepareSpec
 
     return PrepareSpec(
         node=node.name,
@@ -218,7 +218,7 @@ def prepare_spec(plan: ClusterPlan, node: NodeAddress):
 
 def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str, str]:
     """Every rendered file, by its path relative to the plan directory (DESIGN section 5)."""
-    from v6kube.nodeops import render_prepare_script
+    from v6kube.nodes import render_prepare_script
 
     secrets = secrets or Secrets()
     files = {"kubeadm/init.yaml": render_init(plan, secrets)}

@@ -12,14 +12,14 @@ def _specs(run: Run) -> dict:
 
 
 def prepare(run: Run) -> None:
-    from v6kube.nodeops import prepare_nodes
+    from v6kube.nodes import prepare_nodes
 
     prepare_nodes(run.connections(), _specs(run), phase="prepare")
 
 
 def nodes_prepared(run: Run) -> bool:
     """Every node's facts say nothing is left to do (one read-only command per node)."""
-    from v6kube.nodeops import gather_facts, plan_node
+    from v6kube.nodes import gather_facts, plan_node
 
     connections, specs = run.connections(), _specs(run)
 

@@ -25,11 +25,12 @@ def servers_to_delete(run: Run) -> list[Server]:
 def reset_script() -> str:
     """Undo what v6kube did on a node, each part only when it is there. Packages stay (held),
     and so do the apt sources they came from; /etc/resolv.conf keeps the IPv6 resolvers."""
-    from v6kube.nodeops import (CONTAINERD_CONFIG, MODULES_FILE, PEER_ROUTES_UNIT, PEER_ROUTES_UNIT_FILE,
-                                RESOLVED_DROPIN, SYSCTL_FILE)
+    from v6kube.nodes.managed import (CONTAINERD_CONFIG, MODULES_FILE, NETWORKD_DROPIN, PEER_ROUTES_UNIT,
+                                      PEER_ROUTES_UNIT_FILE, RESOLVED_DROPIN, SYSCTL_FILE)
 
     files = " ".join(shlex.quote(f) for f in (SYSCTL_FILE, MODULES_FILE, CONTAINERD_CONFIG, RESOLVED_DROPIN,
-                                               PEER_ROUTES_UNIT_FILE, "/usr/local/bin/calicoctl", *CNI_FILES))
+                                               NETWORKD_DROPIN, PEER_ROUTES_UNIT_FILE, "/usr/local/bin/calicoctl",
+                                               *CNI_FILES))
     return "\n".join([
         "set -eu",
         "if [ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/admin.conf ]; then kubeadm reset -f; fi",
