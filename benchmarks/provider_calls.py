@@ -27,7 +27,7 @@ from v6kube.config import Cluster  # noqa: E402
 from v6kube.providers import make_provider  # noqa: E402
 from v6kube.providers.base import CONTROL_PLANE, WORKER, ServerSpec  # noqa: E402
 from v6kube.providers.hostkeys import generate_host_key  # noqa: E402
-from v6kube.providers.metal_api import MetalClient  # noqa: E402
+from v6kube.providers.packet.client import MetalClient  # noqa: E402
 
 SCALE = 1 / 120
 TOKEN = "benchmark-token-0123456789abcdef"

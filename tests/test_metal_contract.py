@@ -19,7 +19,7 @@ from v6kube.errors import NotFound, ProviderError
 from v6kube.providers import make_provider
 from v6kube.providers.base import CONTROL_PLANE, WORKER, ServerSpec
 from v6kube.providers.hostkeys import generate_host_key
-from v6kube.providers.metal_api import MetalClient
+from v6kube.providers.packet.client import MetalClient
 
 from fakes.metal_api import FakeMetal, ManualClock
 

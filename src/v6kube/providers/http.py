@@ -1,11 +1,16 @@
-"""A small client for the Equinix Metal (ex-Packet) API v1.
+"""The HTTP layer every API provider shares (Packet, phoenixNAP).
 
 One session, connect and read timeouts on every call, one function that maps HTTP failures to
 typed errors, one pagination helper, and retries only where repeating a request cannot create
-anything twice (GET and DELETE). A POST is never repeated here: whatever its failure (a timeout,
-a 5xx, even a 429), it may have been acted on, so the caller looks the resource up first.
+anything twice: reads (GET, HEAD) and DELETE are retried on a dropped connection, 429 and any
+5xx, 500 included (the live Metal API answered one-off "Oh snap" 500s). A POST, PUT or PATCH is
+never repeated here: whatever its failure (a timeout, a 5xx, even a 429), it may have been acted
+on, so the provider looks the resource up first (`post_or_find`).
 
-The token never leaves this module except in the X-Auth-Token header: it is a registered Secret,
+Every retry loop has a total deadline (`retry_budget`), not only a per-wait cap, and a wait
+longer than `LONG_WAIT` seconds is shown on the console, not only under --debug.
+
+Credentials never leave this module except in the request headers: they are registered Secrets,
 no error keeps a reference to a requests object (they hold the request headers), and errors are
 raised outside `except` blocks so no exception context carries those objects either.
 """
@@ -14,11 +19,11 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
-import os
+import json
 import random
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -37,119 +42,119 @@ from v6kube.errors import (
     Unprocessable,
     UsageError,
 )
-from v6kube.redact import Secret, redact
+from v6kube.redact import redact
 
-DEFAULT_BASE_URL = "https://api.equinix.com/metal/v1"
-TOKEN_VARIABLES = ("METAL_AUTH_TOKEN", "PACKET_AUTH_TOKEN")
-URL_VARIABLE = "METAL_API_URL"
-PAGE_SIZE = 100  # the API's default is 10; 100 is within every resource's documented maximum
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+T = TypeVar("T")
+
+PAGE_SIZE = 100
 SAFE_METHODS = frozenset({"GET", "HEAD", "DELETE"})  # DELETE converges: a repeat gets 404 = gone
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+LONG_WAIT = 5.0  # seconds: a wait at least this long is shown on the console
+# Failures after which a POST may or may not have happened: look before trying again. A 429
+# counts too: nothing in an API's contract promises it was refused before being acted on.
+AMBIGUOUS = (ServerError, ConnectionFailed, RateLimited)
 
 
+class HeaderAuth(requests.auth.AuthBase):
+    """A fixed secret in one header (Metal: X-Auth-Token)."""
 
-def token_from_env(environ: Mapping[str, str] | None = None) -> Secret:
-    environ = os.environ if environ is None else environ
-    for name in TOKEN_VARIABLES:
-        value = environ.get(name, "").strip()
-        if value:
-            return Secret(value)
-    raise AuthenticationError(
-        "no Equinix Metal API token: set METAL_AUTH_TOKEN (or PACKET_AUTH_TOKEN)",
-        hint="create an API key in the Metal console and export METAL_AUTH_TOKEN=<key>",
-    )
-
-
-def base_url_from(api_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """METAL_API_URL wins over the cluster file's provider.api_url, which wins over the default."""
-    environ = os.environ if environ is None else environ
-    return (environ.get(URL_VARIABLE) or api_url or DEFAULT_BASE_URL).rstrip("/")
-
-
-class _TokenAuth(requests.auth.AuthBase):
-    def __init__(self, token: Secret):
-        self._token = token
+    def __init__(self, header: str, secret: Any, prefix: str = ""):
+        self._header, self._secret, self._prefix = header, secret, prefix
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["X-Auth-Token"] = self._token.reveal()
+        request.headers[self._header] = self._prefix + self._secret.reveal()
         return request
 
     def __repr__(self) -> str:
-        return "_TokenAuth('***')"
+        return f"HeaderAuth({self._header!r}, '***')"
 
 
-class MetalClient:
-    """requests against one Metal API base URL. `sleep`, `clock` and `rng` are injectable for tests."""
+class ApiClient:
+    """requests against one API base URL. `sleep`, `clock` and `rng` are injectable for tests.
+
+    `service` names the API in messages; `auth_hint` is the hint of a 401; `phase` prefixes the
+    console line of a long wait.
+    """
 
     def __init__(
         self,
-        token: Secret | str,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str,
         *,
+        auth: requests.auth.AuthBase,
+        service: str = "the API",
+        auth_hint: str | None = None,
+        url_hint: str = "check the network and the API URL",
         timeout: tuple[float, float] = (10.0, 60.0),
         attempts: int = 5,
         backoff_base: float = 1.0,
         backoff_cap: float = 30.0,
         max_wait: float = 300.0,
+        retry_budget: float = 600.0,
+        phase: str = "provision",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         pool_size: int = 32,
     ):
-        self._token = token if isinstance(token, Secret) else Secret(token)
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"invalid Metal API URL {self.base_url!r}: expected https://host/path")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
-            # The token goes in a header: over plain HTTP anyone on the path could read it.
-            raise UsageError(f"refusing to send the API token over plain HTTP to {parts.hostname}",
+            raise UsageError(f"invalid {service} URL {self.base_url!r}: expected https://host/path")
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            # Credentials go in a header: over plain HTTP anyone on the path could read them.
+            raise UsageError(f"refusing to send API credentials over plain HTTP to {parts.hostname}",
                              hint="use an https:// URL (plain http is allowed only to this machine, e.g. a test fake)")
-        self.origin = f"{parts.scheme}://{parts.netloc}"  # hrefs carry /metal/v1: join them with this
+        self.origin = f"{parts.scheme}://{parts.netloc}"  # hrefs carry the base path: join them with this
         self._base_path = parts.path
+        self.service = service
+        self.auth_hint = auth_hint
+        self.url_hint = url_hint
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_wait = max_wait
+        self.retry_budget = retry_budget
+        self.phase = phase
         self.sleep = sleep
         self.clock = clock
         self.rng = rng
         self._rng_lock = threading.Lock()
         self.session = requests.Session()
-        self.session.auth = _TokenAuth(self._token)
-        self.session.headers.update({
-            "User-Agent": f"v6kube/{v6kube.__version__}",
-            "Accept": "application/json",
-        })
+        self.session.auth = auth
+        self.session.headers.update({"User-Agent": f"v6kube/{v6kube.__version__}", "Accept": "application/json"})
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    @classmethod
-    def from_env(cls, api_url: str | None = None, environ: Mapping[str, str] | None = None, **options: Any) -> "MetalClient":
-        return cls(token_from_env(environ), base_url_from(api_url, environ), **options)
-
     def __repr__(self) -> str:
-        return f"MetalClient(base_url={self.base_url!r})"
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def close(self) -> None:
         self.session.close()
 
     # --- verbs -------------------------------------------------------------------------------
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params)
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, what: str | None = None) -> Any:
+        return self.request("GET", path, params=params, what=what)
 
-    def post(self, path: str, body: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("POST", path, params=params, json=body)
+    def post(self, path: str, body: Any = None, params: Mapping[str, Any] | None = None, *,
+             what: str | None = None) -> Any:
+        return self.request("POST", path, params=params, json=body, what=what)
 
-    def delete(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("DELETE", path, params=params)
+    def put(self, path: str, body: Any = None, *, what: str | None = None) -> Any:
+        return self.request("PUT", path, json=body, what=what)
+
+    def delete(self, path: str, params: Mapping[str, Any] | None = None, *, what: str | None = None) -> Any:
+        return self.request("DELETE", path, params=params, what=what)
 
     def list_all(self, path: str, key: str, params: Mapping[str, Any] | None = None,
                  page_size: int | None = PAGE_SIZE) -> list[dict]:
-        """Every item of a list endpoint, following meta.next (page_size None: the endpoint has no paging)."""
+        """Every item of a list endpoint that pages with `meta.next.href` (page_size None: no paging).
+
+        Pages can shift while they are read (an item deleted between pages moves the next one
+        back a page), so a list is never proof that something is missing: confirm before creating.
+        """
         query = dict(params or {})
         if page_size:
             query["per_page"] = page_size
@@ -166,35 +171,55 @@ class MetalClient:
             # Keep our filters even if the API's next link drops them; take its page number.
             parts = urlsplit(href)
             query.update({k: v[-1] for k, v in parse_qs(parts.query).items()})
-            url_path = parts.path  # absolute path with /metal/v1, joined with the origin below
+            url_path = parts.path  # absolute path with the base path, joined with the origin below
 
     # --- the one request function --------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json: Any = None, timeout: tuple[float, float] | None = None) -> Any:
-        """One API call with retries where safe. Returns parsed JSON, or None for an empty body."""
+                json: Any = None, timeout: tuple[float, float] | None = None, what: str | None = None) -> Any:
+        """One API call with retries where safe. Returns parsed JSON, or None for an empty body.
+        `what` names the resource in an error ("cp-0 (device 1234)")."""
         method = method.upper()
         url = self._url(path)
+        deadline = self.clock() + self.retry_budget
         for attempt in range(1, self.attempts + 1):
             response, failure = self._send(method, url, params, json, timeout or self.timeout)
             if response is not None and response.status_code < 300:
                 return _body(response)
-            # Only safe methods: even a 429 does not promise that a POST was not acted on, so a
-            # failed POST goes back to the provider, which looks the resource up first.
             retryable = method in SAFE_METHODS and (failure is not None or response.status_code in RETRY_STATUSES)
             if not retryable or attempt == self.attempts:
                 break
             wait = self._wait_for(response, attempt)
+            if self.clock() + wait > deadline:
+                console.warn(f"{method} {_short(url)}: giving up: waiting {wait:.0f} s more would pass the "
+                             f"{self.retry_budget:g} s retry deadline")
+                break
             reason = failure or f"{response.status_code} {response.reason}"
-            console.debug(f"{method} {_short(url)}: {reason}; retrying in {wait:.1f}s (attempt {attempt + 1}/{self.attempts})")
+            self._announce(wait, response, f"{method} {_short(url)}: {reason}; retrying in {wait:.1f}s "
+                                            f"(attempt {attempt + 1}/{self.attempts})")
             self.sleep(wait)
+        prefix = f"{what}: " if what else ""
         if response is None:
-            raise ConnectionFailed(f"{method} {_short(url)}: no answer from the Metal API at {self.origin}: {failure}",
-                                   hint="check the network and METAL_API_URL; run the command again to resume")
-        raise error_for(method, _short(url), response.status_code, response.reason, response.headers, response.content)
+            raise ConnectionFailed(f"{prefix}{method} {_short(url)}: no answer from {self.service} at {self.origin}: "
+                                   f"{failure}", hint=f"{self.url_hint}; run the command again to resume")
+        error = error_for(method, _short(url), response.status_code, response.reason, response.headers,
+                          response.content, service=self.service, auth_hint=self.auth_hint, clock=self.clock)
+        if what:
+            error.message = f"{what}: {error.message}"
+            error.args = (error.message,)
+        raise error
+
+    def _announce(self, wait: float, response: requests.Response | None, detail: str) -> None:
+        """Long waits on the console (one line each), short ones only under --debug."""
+        console.debug(detail)
+        if wait >= LONG_WAIT:
+            why = "rate limited by the API" if response is not None and response.status_code == 429 else \
+                f"{self.service} is not answering" if response is None else \
+                f"{self.service} answered {response.status_code}"
+            console.progress(self.phase, None, f"waiting {wait:.0f} s: {why}")
 
     def _url(self, path: str) -> str:
-        # Paths only: an absolute URL could name another host, and the token goes wherever we ask.
+        # Paths only: an absolute URL could name another host, and the credentials go wherever we ask.
         if "://" in path:
             raise ProviderError(f"refusing to call an absolute URL; expected an API path, got {_short(path)!r}")
         if self._base_path and path.startswith(self._base_path + "/"):
@@ -205,7 +230,7 @@ class MetalClient:
               timeout: tuple[float, float]) -> tuple[requests.Response | None, str | None]:
         started = time.monotonic()
         try:
-            # No redirects: requests would carry X-Auth-Token along to whatever host a redirect names.
+            # No redirects: requests would carry the credentials along to whatever host a redirect names.
             response = self.session.request(method, url, params=params, json=json, timeout=timeout,
                                             allow_redirects=False)
         except requests.Timeout as exc:
@@ -222,33 +247,63 @@ class MetalClient:
             hinted = retry_delay(response.status_code, response.headers, self.clock)
             if hinted is not None:
                 return min(hinted, self.max_wait)
+        return self.backoff(attempt)
+
+    def backoff(self, attempt: int) -> float:
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         with self._rng_lock:
             jitter = self.rng()
         return delay / 2 + jitter * delay / 2
 
 
+# --- a POST that may have happened ---------------------------------------------------------------
+
+
+def post_or_find(client: ApiClient, post: Callable[[], T], find: Callable[[], T | None], what: str, *,
+                 attempts: int = 3, sleep: Callable[[float], None] | None = None) -> T:
+    """POST once; after an ambiguous failure wait, then look the resource up right before trying
+    again (the wait first: a POST that timed out may still be creating it)."""
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            return post()
+        except AMBIGUOUS as exc:
+            failure = exc
+        console.warn(f"{what}: {failure}; looking it up before trying again")
+        wait = failure.retry_after if isinstance(failure, RateLimited) else None
+        wait = min(client.max_wait, wait) if wait is not None else client.backoff(attempt + 1)
+        if wait >= LONG_WAIT:
+            console.progress(client.phase, None, f"waiting {wait:.0f} s: "
+                             f"{'rate limited by the API' if isinstance(failure, RateLimited) else 'the API failed'}")
+        (sleep or client.sleep)(wait)
+        found = find()
+        if found is not None:
+            return found
+    raise failure
+
+
 # --- failures -> typed errors -------------------------------------------------------------------
 
 
 def api_messages(content: bytes | str | None) -> list[str]:
-    """The API's own messages from {"error": ...}, {"errors": [...]} or a non-JSON body."""
-    import json as _json
-
+    """The API's own messages from {"error": ...}, {"errors": [...]}, {"message", "validationErrors"}
+    (phoenixNAP) or a non-JSON body."""
     if not content:
         return []
     text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
     try:
-        document = _json.loads(text)
+        document = json.loads(text)
     except ValueError:
         document = None
     messages: list[str] = []
     if isinstance(document, dict):
-        errors = document.get("errors")
-        if isinstance(errors, list):
-            messages += [str(e) for e in errors if e]
-        elif isinstance(errors, str) and errors:
-            messages.append(errors)
+        for key in ("errors", "validationErrors"):
+            value = document.get(key)
+            if isinstance(value, list):
+                messages += [str(e) for e in value if e]
+            elif isinstance(value, str) and value:
+                messages.append(value)
+        if isinstance(document.get("message"), str) and document["message"]:
+            messages.insert(0, document["message"])
         if isinstance(document.get("error"), str) and document["error"]:
             messages.append(document["error"])
     if not messages and document is None:
@@ -260,28 +315,29 @@ def api_messages(content: bytes | str | None) -> list[str]:
 
 
 def error_for(method: str, path: str, status: int, reason: str | None,
-              headers: Mapping[str, str] | None, content: bytes | str | None) -> ProviderError:
+              headers: Mapping[str, str] | None, content: bytes | str | None, *,
+              service: str = "the API", auth_hint: str | None = None,
+              clock: Callable[[], float] = time.time) -> ProviderError:
     """The one mapping from an HTTP failure to a typed error, whatever the body looks like."""
     messages = api_messages(content)
     detail = "; ".join(messages) if messages else (reason or "no details")
     text = f"{method} {path}: {status} {detail}"
     if status == 401:
-        return AuthenticationError(f"{text} (the Metal API rejected the token)", status=status,
-                                   hint="check METAL_AUTH_TOKEN (or PACKET_AUTH_TOKEN)")
+        return AuthenticationError(f"{text} ({service} rejected the credentials)", status=status, hint=auth_hint)
     if status == 403:
         return PermissionDenied(text, status=status,
-                                hint="the token may lack access to this project, or the resource failed provisioning")
+                                hint="the credentials may lack access to this resource, or it failed provisioning")
     if status == 404:
         return NotFound(text, status=status)
-    if status == 422:
-        return Unprocessable(text, errors=messages)
+    if status in (400, 406, 409, 422):
+        return Unprocessable(text, errors=messages, status=status)
     if status == 429:
-        wait = retry_delay(status, headers or {})
+        wait = retry_delay(status, headers or {}, clock)
         return RateLimited(f"{text} (rate limited{f', retry after {wait:.0f}s' if wait is not None else ''})",
                            status=status, retry_after=wait,
                            hint="wait a minute and run the command again; it resumes where it stopped")
     if status >= 500:
-        return ServerError(text, status=status, hint="the Metal API failed; run the command again to resume")
+        return ServerError(text, status=status, hint=f"{service} failed; run the command again to resume")
     return ProviderError(text, status=status)
 
 
@@ -332,7 +388,7 @@ def _rate_limit_reset(value: str | None, clock: Callable[[], float]) -> float | 
     return reset - clock() if reset > 1e9 else reset
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
