@@ -19,7 +19,7 @@ from v6kube.addressing import AddressPlan, NodeAddress
 from v6kube.config import Cluster, PacketProvider, StaticProvider
 from v6kube.errors import ConfigError, Problem, UsageError
 from v6kube.phases import CREATE_PHASES
-from v6kube.providers import planned_calls
+from v6kube.providers import plan_phases, planned_calls
 from v6kube.redact import Secret
 
 # What the Packet API would tell us, assumed offline (reference/metal-api.md sections 3.8 and 4).
@@ -221,6 +221,7 @@ def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str,
 
 def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
     c = plan.cluster
+    provider_phases = plan_phases(c)  # what provision and bgp do on this cluster's provider
     return {
         "cluster": c.name,
         "provider": c.provider.type,
@@ -237,7 +238,7 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
             "password": plan.bgp.password_source,
         },
         "nodes": [{"name": n.name, "role": n.role} for n in c.nodes],
-        "phases": [{"name": p.name, "summary": p.summary} for p in CREATE_PHASES],
+        "phases": [{"name": p.name, "summary": provider_phases.get(p.name, p.summary)} for p in CREATE_PHASES],
         "provider_calls": planned_calls(c),
         "project": getattr(c.provider, "project", None),
         "assumed": plan.assumed,

@@ -55,6 +55,12 @@ LONG_WAIT = 5.0  # seconds: a wait at least this long is shown on the console
 AMBIGUOUS = (ServerError, ConnectionFailed, RateLimited)
 
 
+class Listing(list):
+    """The items of a list endpoint; `pages` says how many reads made it (1: one consistent snapshot)."""
+
+    pages: int = 1
+
+
 class HeaderAuth(requests.auth.AuthBase):
     """A fixed secret in one header (Metal: X-Auth-Token)."""
 
@@ -116,6 +122,7 @@ class ApiClient:
         self.max_wait = max_wait
         self.retry_budget = retry_budget
         self.phase = phase
+        self.page_size = PAGE_SIZE
         self.sleep = sleep
         self.clock = clock
         self.rng = rng
@@ -149,16 +156,17 @@ class ApiClient:
         return self.request("DELETE", path, params=params, what=what)
 
     def list_all(self, path: str, key: str, params: Mapping[str, Any] | None = None,
-                 page_size: int | None = PAGE_SIZE) -> list[dict]:
-        """Every item of a list endpoint that pages with `meta.next.href` (page_size None: no paging).
+                 page_size: int | None = 0) -> Listing:
+        """Every item of a list endpoint that pages with `meta.next.href` (page_size None: the
+        endpoint has no paging; 0: the client's page_size).
 
         Pages can shift while they are read (an item deleted between pages moves the next one
         back a page), so a list is never proof that something is missing: confirm before creating.
         """
         query = dict(params or {})
-        if page_size:
-            query["per_page"] = page_size
-        items: list[dict] = []
+        if page_size is not None:
+            query["per_page"] = page_size or self.page_size
+        items = Listing()
         seen: set[str] = set()
         url_path = path
         while True:
@@ -166,6 +174,7 @@ class ApiClient:
             items.extend(document.get(key) or [])
             href = ((document.get("meta") or {}).get("next") or {}).get("href")
             if not href or href in seen or len(seen) > 10000:
+                items.pages = len(seen) + 1
                 return items
             seen.add(href)
             # Keep our filters even if the API's next link drops them; take its page number.

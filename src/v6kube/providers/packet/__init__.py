@@ -50,7 +50,7 @@ def planned_calls(cluster: Cluster) -> list[dict[str, str]]:
         ("POST", f"/projects/{p}/ssh-keys", "add the SSH key (only when missing)"),
     ]
     for n in cluster.nodes:
-        calls.append(("GET", f"/projects/{p}/devices", f"confirm {n.name} is missing, by hostname (only when not listed)"))
+        calls.append(("GET", f"/projects/{p}/devices", f"confirm {n.name} is missing, by hostname (only when the list took several pages)"))
         calls.append(("POST", f"/projects/{p}/devices", f"create {n.name} (only when missing)"))
     calls.append(("GET", f"/projects/{p}/devices", "poll until every server is active (one list per interval)"))
     for n in cluster.nodes:

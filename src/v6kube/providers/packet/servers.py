@@ -18,7 +18,7 @@ from v6kube import console
 from v6kube.errors import NotFound, PermissionDenied, ProviderError, ProvisioningFailed, Unprocessable, UsageError
 from v6kube.providers.base import CONTROL_PLANE, WORKER, Server, ServerSpec, run_parallel
 from v6kube.providers.hostkeys import key_blob, md5_fingerprint
-from v6kube.providers.http import AMBIGUOUS, post_or_find
+from v6kube.providers.http import AMBIGUOUS, Listing, post_or_find
 from v6kube.providers.packet.devices import (
     CLUSTER_PREFIX, GONE_STATES, OWNER_TAG, PENDING_STATES, cloud_config, management_address, role_tag,
     server_from_device, subnet_tag, subnets_of, userdata_host_key,
@@ -41,10 +41,12 @@ class Servers:
     def devices_path(self) -> str:
         return f"/projects/{self.p.project}/devices"
 
-    def list(self, **filters: str) -> list[dict]:
+    def list(self, **filters: str) -> Listing:
         devices = self.p.client.list_all(self.devices_path, "devices", {"tag": self.p.tag, **filters})
         # The tag filter is a convenience; ownership is decided here.
-        return [d for d in devices if self.p.tag in (d.get("tags") or []) and d.get("state") not in GONE_STATES]
+        owned = Listing(d for d in devices if self.p.tag in (d.get("tags") or []) and d.get("state") not in GONE_STATES)
+        owned.pages = getattr(devices, "pages", 1)
+        return owned
 
     def by_hostname(self, devices: list[dict]) -> dict[str, dict]:
         found: dict[str, dict] = {}
@@ -72,7 +74,10 @@ class Servers:
                 raise UsageError(f"{spec.name}: Metal hostnames cannot contain underscores")
             cloud_config(spec)
         recorded_ids = recorded_ids or {}
-        existing = self.by_hostname(self.list())
+        listing = self.list()
+        # One page is one snapshot; a list read page by page may have shifted: confirm before POST.
+        confirm = getattr(listing, "pages", 2) > 1
+        existing = self.by_hostname(listing)
         pins = {spec.name: spec.host_public_key for spec in specs}
         for spec in specs:
             if spec.name not in existing and spec.name in recorded_ids:
@@ -87,7 +92,7 @@ class Servers:
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             key_ids = self.ensure_ssh_key_ids()
-            created = run_parallel(lambda spec: self._create(spec, self._body(spec, key_ids)), missing,
+            created = run_parallel(lambda spec: self._create(spec, self._body(spec, key_ids), confirm), missing,
                                    self.p.max_workers, "packet")
             for spec, (device, found) in zip(missing, created):
                 existing[spec.name] = device
@@ -152,9 +157,9 @@ class Servers:
             body["userdata"] = userdata
         return body
 
-    def _create(self, spec: ServerSpec, body: dict) -> tuple[dict, bool]:
-        """(device, found): confirm it is missing right before the POST (a consistent view)."""
-        found = self.find_device(spec.name)
+    def _create(self, spec: ServerSpec, body: dict, confirm: bool) -> tuple[dict, bool]:
+        """(device, found): unless the list was one snapshot, confirm it is missing right before the POST."""
+        found = self.find_device(spec.name) if confirm else None
         if found is not None:
             console.progress("packet", spec.name, f"exists (device {found['id']}, {found.get('state')})")
             return found, True
