@@ -191,10 +191,21 @@ class ApiClient:
         method = method.upper()
         url = self._url(path)
         deadline = self.clock() + self.retry_budget
-        for attempt in range(1, self.attempts + 1):
+        refreshed = False
+        attempt = 0
+        while attempt < self.attempts:
+            attempt += 1
             response, failure = self._send(method, url, params, json, timeout or self.timeout)
             if response is not None and response.status_code < 300:
                 return _body(response)
+            if response is not None and response.status_code == 401 and not refreshed \
+                    and hasattr(self.session.auth, "invalidate"):
+                # An OAuth token can expire or be revoked early: a 401 was not acted on, so one
+                # fresh token and one more try is safe for any method.
+                refreshed = True
+                self.session.auth.invalidate()
+                attempt -= 1
+                continue
             retryable = method in SAFE_METHODS and (failure is not None or response.status_code in RETRY_STATUSES)
             if not retryable or attempt == self.attempts:
                 break

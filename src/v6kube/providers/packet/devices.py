@@ -15,11 +15,9 @@ import re
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Any, Iterable, Iterator, Mapping
 
-import yaml
-
 from v6kube.errors import ProviderError, UsageError
 from v6kube.providers.base import CONTROL_PLANE, WORKER, Server, ServerSpec
-from v6kube.providers.hostkeys import key_blob
+from v6kube.providers.hostkeys import cloud_config, userdata_host_key  # noqa: F401 (re-exported)
 
 MD5_RULE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[a-zA-Z\d]{10,20}$")
 OWNER_TAG = "v6kube"
@@ -61,47 +59,6 @@ def validate_md5_password(value: str, variable: str) -> None:
             hint="10 to 20 letters and digits, no punctuation, with at least one lower-case letter, "
             "one upper-case letter and one digit",
         )
-
-
-def cloud_config(spec: ServerSpec) -> str | None:
-    """cloud-init userdata that installs the server's pinned host key (None without one).
-
-    `ssh_genkeytypes: []` stops cloud-init from generating other host key types, so the server
-    offers only the key we pinned.
-    """
-    if spec.host_private_key is None and spec.host_public_key is None:
-        return None
-    if spec.host_private_key is None or spec.host_public_key is None:
-        raise UsageError(f"{spec.name}: a host key needs both its public and private half")
-    if not spec.host_public_key.startswith("ssh-ed25519 "):
-        raise UsageError(f"{spec.name}: the pinned host key must be ssh-ed25519")
-    document = {
-        "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
-        "ssh_keys": {
-            "ed25519_private": spec.host_private_key.reveal().strip() + "\n",
-            "ed25519_public": " ".join(spec.host_public_key.split()[:2]),
-        },
-    }
-    return "#cloud-config\n" + yaml.safe_dump(document, default_flow_style=False, sort_keys=False)
-
-
-def userdata_host_key(userdata: str | None) -> str | None:
-    """The pinned public key back from a device's userdata (useful when the state file is lost)."""
-    if not userdata or not userdata.startswith("#cloud-config"):
-        return None
-    try:
-        document = yaml.safe_load(userdata)
-        key = document["ssh_keys"]["ed25519_public"]
-    except (yaml.YAMLError, KeyError, TypeError):
-        return None
-    if not isinstance(key, str) or not key.startswith("ssh-ed25519 "):
-        return None
-    try:
-        key_blob(key)
-    except ValueError:
-        return None
-    return key
 
 
 def management_address(device: Mapping[str, Any], family: int) -> Mapping[str, Any] | None:
