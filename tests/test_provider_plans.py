@@ -35,6 +35,15 @@ def test_a_packet_plan_lists_packet_phases_and_calls(tmp_path):
     assert {c["path"] for c in doc["provider_calls"]} >= {"/projects/{project}/devices", "/devices/{id}/bgp/sessions"}
 
 
-@pytest.mark.parametrize("example", ["minimal.yaml"])
+def test_a_phoenixnap_plan_lists_its_phases_calls_and_assumed_blocks(tmp_path):
+    doc = plan("phoenixnap.yaml", tmp_path)
+    phases = {p["name"]: p["summary"] for p in doc["phases"]}
+    assert "BGP peer group of PHX" in phases["bgp"] and "/64 blocks" in phases["provision"]
+    assert all("/projects/" not in c["path"] for c in doc["provider_calls"])
+    assert {"block", "node_addresses", "bgp_peers"} <= set(doc["assumed"])
+    assert doc["addressing"]["pod_subnet"] == "2001:db8:0:2a01::/64"
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.yaml")))
 def test_every_example_plans_offline(tmp_path, example):
     assert plan(example, tmp_path)["phases"]
