@@ -125,6 +125,10 @@ class Provider(Protocol):
     def delete_servers(self, servers: Sequence[Server]) -> None:
         """Delete servers (a Server built from only an id and a hostname is enough); gone = success."""
 
+    def delete_cluster_resources(self) -> None:
+        """After delete_servers: delete what else the cluster owns at the provider (phoenixNAP: its
+        public network and IPv6 blocks; Packet and static: nothing). Safe to repeat."""
+
 
 def run_parallel(work: Callable[[Any], T], items: Sequence[Any], max_workers: int = 16,
                  name: str = "provider") -> list[T]:

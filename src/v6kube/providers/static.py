@@ -90,6 +90,9 @@ class StaticProvider:
     def find_taken_subnets(self) -> list[IPv6Network]:
         return []  # the cluster file owns the block: nothing else is known to share it
 
+    def delete_cluster_resources(self) -> None:
+        """Nothing: the static provider owns nothing at a provider."""
+
     def delete_servers(self, servers: Sequence[Server]) -> None:
         if servers:
             names = ", ".join(s.hostname for s in servers)

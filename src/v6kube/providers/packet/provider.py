@@ -99,6 +99,9 @@ class PacketProvider:
     def delete_servers(self, servers: Sequence[Server]) -> None:
         self.servers.delete(servers)
 
+    def delete_cluster_resources(self) -> None:
+        """Nothing besides the servers: the project's BGP config and /56 belong to the project."""
+
     def ensure_ssh_key(self, public_key: str) -> str:
         return self.servers.ensure_ssh_key(public_key)
 
