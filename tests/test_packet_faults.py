@@ -252,3 +252,42 @@ def test_rate_limit_headers_are_unix_seconds_on_every_answer_429s_included(api, 
         reset = int(answer.headers["X-RateLimit-Reset"])
         assert reset > 1e9 and 0 < reset - clock() <= 60
     assert answers[0].headers["X-RateLimit-Remaining"] == "0"
+
+
+# --- the fault table ----------------------------------------------------------------------------
+
+SESSIONS = r"/devices/[^/]+/bgp/sessions"
+FAULTS = {
+    "429 on the device list": ("GET", DEVICES, {"status": 429, "headers": {"Retry-After": "3"}}),
+    "500 on the device list": ("GET", DEVICES, {"status": 500}),
+    "reset on the neighbours": ("GET", r"/devices/[^/]+/bgp/neighbors", {"reset": True}),
+    "500 on POST device, not acted on": ("POST", DEVICES, {"status": 500}),
+    "500 on POST device, acted on": ("POST", DEVICES, {"status": 500, "after": True}),
+    "reset on POST device, acted on": ("POST", DEVICES, {"reset": True, "after": True}),
+    "POST device acted on after the client gave up": ("POST", DEVICES, {"delay": 2.5, "after": True}),
+    "429 on POST device, acted on": ("POST", DEVICES, {"status": 429, "after": True, "headers": {"Retry-After": "5"}}),
+    "503 on POST session, acted on": ("POST", SESSIONS, {"status": 503, "after": True}),
+    "500 on POST bgp-configs, acted on": ("POST", r"/projects/[^/]+/bgp-configs", {"status": 500, "after": True}),
+    "429 on POST ssh key": ("POST", r"/projects/[^/]+/ssh-keys", {"status": 429, "headers": {"Retry-After": "2"}}),
+    "500 on DELETE, acted on": ("DELETE", r"/devices/[^/]+", {"status": 500, "after": True}),
+}
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_each_fault_is_survived_with_exactly_the_right_devices_and_nothing_leaks(api, clock, name):
+    method, path, options = FAULTS[name]
+    cluster = Cluster.model_validate({
+        "name": "demo", "provider": {"type": "packet", "project": api.project_id},
+        "nodes": [{"name": "cp-0", "role": "control-plane"}, {"name": "w-0", "role": "worker"}]})
+    client = MetalClient(TOKEN, api.url, timeout=(1.0, 1.0), sleep=clock.sleep, clock=clock)
+    provider = make_provider(cluster, client=client, environ={}, sleep=clock.sleep, clock=clock,
+                             ssh_public_key=OPERATOR_KEY)
+    fault = api.add_fault(method, path, **options)
+    provider.ensure_bgp()
+    servers = provider.wait_servers(provider.ensure_servers(specs("cp-0", "w-0")), 3600)
+    neighbours = provider.ensure_bgp_sessions(servers)
+    assert live(api) == ["cp-0", "w-0"] and len(api.sessions) == 2 and set(neighbours) == {"cp-0", "w-0"}
+    assert len(api.ssh_keys) == 1
+    provider.delete_servers(provider.find_servers())
+    clock.sleep(1)
+    assert fault.hits == 1 and live(api) == [] and api.project_devices() == []

@@ -281,3 +281,13 @@ def test_the_config_needs_no_credentials_in_the_file():
     with pytest.raises(Exception):
         cluster(client_secret="x")
     assert cluster().provider.location == "PHX"
+
+
+def test_an_existing_server_is_pinned_only_when_the_state_records_it(api, clock):
+    provider = provider_for(api, clock)
+    (first,) = provider.ensure_servers(specs("cp-0"))
+    (spec,) = specs("cp-0")  # a new run generated another key
+    (unknown,) = provider.ensure_servers([spec])
+    assert unknown.id == first.id and unknown.host_public_key is None
+    (known,) = provider.ensure_servers([spec], recorded_ids={"cp-0": first.id})
+    assert known.host_public_key == spec.host_public_key

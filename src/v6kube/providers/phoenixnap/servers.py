@@ -89,7 +89,7 @@ class Servers:
             if spec.name in existing:
                 server = existing[spec.name]
                 console.progress("phoenixnap", spec.name, f"exists (server {server['id']}, {server.get('status')})")
-                pins[spec.name] = self._existing_pin(spec)
+                pins[spec.name] = self._existing_pin(spec, spec.name in (recorded_ids or {}))
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             network = self.p.network.ensure_network()
@@ -99,9 +99,15 @@ class Servers:
             existing.update({spec.name: server for spec, server in zip(missing, created)})
         return [self.to_server(existing[spec.name], pins[spec.name]) for spec in specs]
 
-    def _existing_pin(self, spec: ServerSpec) -> str | None:
-        # phoenixNAP never shows user data back (write-only): the state file is the source of the pin.
-        return spec.host_public_key
+    def _existing_pin(self, spec: ServerSpec, recorded: bool) -> str | None:
+        """phoenixNAP never shows user data back (write-only), so only the state knows which key an
+        existing server was created with: a server the state does not record gets no pin (a key
+        generated now was never on it), and the caller falls back to the cluster file or TOFU."""
+        if recorded:
+            return spec.host_public_key
+        console.warn(f"{spec.name}: the server exists but the state does not record it; its host key "
+                     "must come from the cluster file or trust on first use")
+        return None
 
     def _recorded(self, hostname: str, server_id: str) -> dict | None:
         try:
