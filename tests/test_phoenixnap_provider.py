@@ -291,3 +291,10 @@ def test_an_existing_server_is_pinned_only_when_the_state_records_it(api, clock)
     assert unknown.id == first.id and unknown.host_public_key is None
     (known,) = provider.ensure_servers([spec], recorded_ids={"cp-0": first.id})
     assert known.host_public_key == spec.host_public_key
+
+
+def test_a_token_answer_that_is_not_json_is_an_authentication_error(api, clock):
+    provider = provider_for(api, clock)
+    api.add_fault("POST", r"/auth/.*", status=200, body="<html>login</html>")
+    with pytest.raises(AuthenticationError, match="refused the client credentials"):
+        provider.find_servers()

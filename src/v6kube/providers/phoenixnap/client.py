@@ -8,6 +8,7 @@ the token URL and in the Authorization header.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -102,7 +103,10 @@ class OAuthToken(requests.auth.AuthBase):
             raise AuthenticationError(f"phoenixNAP token endpoint failed: {failure}",
                                       hint="check the network and PNAP_AUTH_URL; run the command again")
         status, content = response.status_code, response.content
-        document = response.json() if status == 200 and content else None
+        try:
+            document = json.loads(content) if status == 200 and content else None
+        except ValueError:
+            document = None  # a proxy's page, not a token: reported below like a refusal
         if status != 200 or not isinstance(document, dict) or not document.get("access_token"):
             detail = "; ".join(api_messages(content)) or str(status)
             raise AuthenticationError(f"phoenixNAP refused the client credentials: {status} {detail}",
