@@ -35,17 +35,31 @@ class ServerSpec:
     subnets: tuple[IPv6Network, ...] = ()
 
 
+# Each provider's own words for a server that is up, or that failed (Packet and static: active /
+# failed; phoenixNAP: powered-on / error). Server.ready and Server.failed read them.
+READY_STATES = frozenset({"active", "powered-on"})
+FAILED_STATES = frozenset({"failed", "error"})
+
+
 @dataclass(frozen=True)
 class Server:
     id: str
     hostname: str
     role: str
-    state: str  # provider's word: queued, provisioning, active, failed, ... ("active" for static)
+    state: str  # provider's word: queued, provisioning, active, failed, powered-on, error, ...
     ipv6: IPv6Address | None = None
     ipv6_gateway: IPv6Address | None = None
     ipv6_prefixlen: int | None = None
     ipv4_public: IPv4Address | None = None
     host_public_key: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state in READY_STATES
+
+    @property
+    def failed(self) -> bool:
+        return self.state in FAILED_STATES
 
 
 @dataclass(frozen=True)
