@@ -298,3 +298,14 @@ def test_a_token_answer_that_is_not_json_is_an_authentication_error(api, clock):
     api.add_fault("POST", r"/auth/.*", status=200, body="<html>login</html>")
     with pytest.raises(AuthenticationError, match="refused the client credentials"):
         provider.find_servers()
+
+
+def test_finding_never_creates(api, clock):
+    provider = provider_for(api, clock)
+    from v6kube.errors import NotFound
+
+    with pytest.raises(NotFound, match="no IPv6 /64 for servers, pods, services in PHX yet") as info:
+        provider.find_block()
+    assert "run the provision phase first" in info.value.hint
+    assert provider.find_servers() == [] and provider.find_taken_subnets() == []
+    assert api.count("POST", r"/(bmc|ips|networks)/.*") == 0

@@ -87,9 +87,10 @@ class Network:
         console.progress("phoenixnap", None, f"{purpose}: IPv6 block {block.get('cidr')} (id {block['id']})")
         return block
 
-    def subnets(self) -> dict[str, IPv6Network]:
-        """The cluster's /64s by purpose (created when missing)."""
-        return {purpose: IPv6Network(block["cidr"]) for purpose, block in self.ensure_blocks().items()}
+    def subnets(self, create: bool = True) -> dict[str, IPv6Network]:
+        """The cluster's /64s by purpose (created when missing, unless create is False)."""
+        blocks = self.ensure_blocks() if create else (self._blocks or self.find_blocks())
+        return {purpose: IPv6Network(block["cidr"]) for purpose, block in blocks.items()}
 
     # --- the public network --------------------------------------------------------------------
 
@@ -190,6 +191,7 @@ class Network:
         join the group's `ipPrefixes` on their own; announcing one before that is filtered)."""
         deadline = self.p.clock() + self.p.bgp_timeout
         group = self.group or self.find_group() or {}
+        announced = False
         while True:
             group = self.p.clients.networks.get(f"/bgp-peer-groups/{group['id']}", what="BGP peer group") \
                 if group.get("id") else {}
@@ -203,6 +205,10 @@ class Network:
                 raise ProvisioningFailed(f"the BGP peer group of {self.p.config.location} does not list {late} "
                                          "as a READY prefix", hint="run the command again to keep waiting; if it "
                                          "persists, ask phoenixNAP to add the blocks to the peer group")
+            if not announced:
+                console.progress("phoenixnap", None, f"waiting up to {self.p.bgp_timeout:g} s for the peer group "
+                                 "to list the cluster's blocks as prefixes")
+                announced = True
             self.p.sleep(self.p.poll_interval)
 
     # --- other clusters, teardown --------------------------------------------------------------
@@ -234,6 +240,7 @@ class Network:
     def _until_accepted(self, call: Any, what: str) -> None:
         """Deleting waits for members to leave (409/400 while servers are still deprovisioning)."""
         deadline = self.p.clock() + self.p.delete_timeout
+        announced = False
         while True:
             try:
                 call()
@@ -244,4 +251,8 @@ class Network:
                 if self.p.clock() >= deadline:
                     raise ProvisioningFailed(f"{what}: still refused after {self.p.delete_timeout:g}s: {exc.message}",
                                              hint="run destroy again once its servers are gone") from None
+            if not announced:
+                console.progress("phoenixnap", None, f"{what}: waiting up to {self.p.delete_timeout:g} s for its "
+                                 "servers to leave")
+                announced = True
             self.p.sleep(self.p.poll_interval)

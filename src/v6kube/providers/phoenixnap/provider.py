@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 from v6kube import console
 from v6kube.config import PhoenixnapProvider as PnapConfig
-from v6kube.errors import ProviderError, Unprocessable, UsageError
+from v6kube.errors import NotFound, ProviderError, Unprocessable, UsageError
 from v6kube.providers.base import BGPNeighbor, BGPProject, Server, ServerSpec
 from v6kube.providers.hostkeys import key_blob
 from v6kube.providers.http import post_or_find
@@ -81,11 +81,17 @@ class PhoenixnapProvider:
 
     def find_block(self) -> IPv6Network:
         """The pods' /64 (phoenixNAP has no /56: see find_blocks for every /64 the cluster announces)."""
-        return self.network.subnets()["pods"]
+        return self.find_blocks()["pods"]
 
     def find_blocks(self) -> dict[str, IPv6Network]:
-        """The cluster's /64s by purpose: servers, pods, services[, loadbalancer] (created when missing)."""
-        return self.network.subnets()
+        """The cluster's /64s by purpose: servers, pods, services[, loadbalancer]. Never creates
+        them (ensure_servers does): a missing one is NotFound."""
+        blocks = self.network.subnets(create=False)
+        missing = [p for p in self.network.purposes if p not in blocks]
+        if missing:
+            raise NotFound(f"cluster {self.cluster_name} has no IPv6 /64 for {', '.join(missing)} in "
+                           f"{self.config.location} yet", hint="run the provision phase first (it creates them)")
+        return blocks
 
     def find_taken_subnets(self) -> list[IPv6Network]:
         return self.network.taken_subnets()

@@ -58,16 +58,18 @@ class Servers:
         return found
 
     def to_server(self, server: Mapping[str, Any], pin: str | None = None) -> Server:
-        block = IPv6Network(self.p.network.ensure_blocks()["servers"]["cidr"])
+        block = self.p.network.subnets(create=False).get("servers")  # a find never creates
         ips = [ip for net in ((server.get("networkConfiguration") or {}).get("publicNetworkConfiguration") or {})
                .get("publicNetworks") or [] for ip in net.get("ips") or []]
-        v6 = next((IPv6Address(ip) for ip in ips if ":" in ip and "-" not in ip and IPv6Address(ip) in block), None)
+        v6 = next((IPv6Address(ip) for ip in ips if ":" in ip and "-" not in ip
+                   and (block is None or IPv6Address(ip) in block)), None)
         v4 = next((ip_address(ip) for ip in server.get("publicIpAddresses") or [] if "." in ip), None)
         return Server(
             id=server["id"], hostname=server.get("hostname") or "",
             role=CONTROL_PLANE if tag_value(server.get("tags"), ROLE_TAG) == CONTROL_PLANE else WORKER,
             state=server.get("status") or "unknown",
-            ipv6=v6, ipv6_gateway=block[1] if v6 else None, ipv6_prefixlen=64 if v6 else None,
+            ipv6=v6, ipv6_gateway=IPv6Network((v6, 64), strict=False)[1] if v6 else None,
+            ipv6_prefixlen=64 if v6 else None,
             ipv4_public=v4 if isinstance(v4, IPv4Address) else None, host_public_key=pin,
         )
 
