@@ -130,6 +130,22 @@ def test_a_device_deleted_between_pages_does_not_cause_a_duplicate(api, clock):
     assert [s.hostname for s in servers] == ["cp-0", "w-0", "w-1"] and live(api) == ["cp-0", "w-0", "w-1"]
 
 
+def test_find_servers_reads_again_when_pages_shifted(api, clock):
+    """Teardown finds servers by tag: a device deleted between pages must not hide another one."""
+    provider = provider_for(api, clock)
+    provider.client.page_size = 2
+    old = api.add_device("old-0", tags=["v6kube", "v6kube-cluster:demo"])
+    for name in ("cp-0", "w-0", "w-1"):
+        api.add_device(name, tags=["v6kube", "v6kube-cluster:demo", "v6kube-role:worker"])
+
+    def delete_old(record):
+        api.devices.pop(old["id"], None)
+        return False
+
+    api.add_fault("GET", DEVICES, when=lambda r: r.query.get("page") == ["2"] and delete_old(r))
+    assert sorted(s.hostname for s in provider.find_servers()) == ["cp-0", "w-0", "w-1"]
+
+
 def test_one_off_500s_on_reads_do_not_abort_a_run(api, clock):
     provider = provider_for(api, clock)
     for path in (DEVICES, r"/projects/[^/]+/ips", r"/projects/[^/]+/bgp-config", r"/devices/[^/]+/bgp/neighbors"):

@@ -83,7 +83,7 @@ class PacketProvider:
     # --- servers -------------------------------------------------------------------------------
 
     def find_servers(self) -> list[Server]:
-        return [server_from_device(d) for d in self.servers.by_hostname(self.servers.list()).values()]
+        return [server_from_device(d) for d in self.servers.by_hostname(self.servers.list_consistent()).values()]
 
     def find_server(self, hostname: str) -> Server | None:
         device = self.servers.find_device(hostname)

@@ -48,6 +48,19 @@ class Servers:
         owned.pages = getattr(devices, "pages", 1)
         return owned
 
+    def list_consistent(self) -> list[dict]:
+        """The cluster's devices from a consistent view: one page is one snapshot; a list read over
+        several pages is read again until two reads agree (a device on neither is truly absent)."""
+        listing = self.list()
+        for _ in range(4):
+            if getattr(listing, "pages", 1) <= 1:
+                return listing
+            again = self.list()
+            if {d["id"] for d in again} == {d["id"] for d in listing}:
+                return again
+            listing = again
+        return listing
+
     def by_hostname(self, devices: list[dict]) -> dict[str, dict]:
         found: dict[str, dict] = {}
         for device in devices:
