@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import traceback
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv6Address
 
 import pytest
 import yaml

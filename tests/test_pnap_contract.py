@@ -21,7 +21,7 @@ from v6kube.providers.base import Server
 from fakes.metal_api import ManualClock
 from fakes.pnap_api import FakePnap
 from test_metal_contract import _openapi_to_jsonschema, format_checker, unknown_keys
-from test_phoenixnap_provider import CLIENT_ID, SECRET, destroy, provider_for, provision, specs
+from test_phoenixnap_provider import CLIENT_ID, SECRET, destroy, provider_for, provision
 
 SPECS = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "phoenixnap"
 SERVICES = {"/bmc/v1": ("pnap_bmc_api.spec.yaml", "pnap_bmc_api"),

@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 from v6kube.config import Cluster
 from v6kube.providers.packet.client import MetalClient, base_url_from, token_from_env
-from v6kube.providers.packet.devices import cloud_config, cluster_tag, role_tag, subnet_tag
+from v6kube.providers.hostkeys import cloud_config
+from v6kube.providers.packet.devices import cluster_tag, role_tag, subnet_tag
 from v6kube.providers.packet.provider import PacketProvider
 
 __all__ = ["MetalClient", "PacketProvider", "cloud_config", "cluster_tag", "from_cluster", "planned_calls",

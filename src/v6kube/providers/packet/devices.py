@@ -16,8 +16,8 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Any, Iterable, Iterator, Mapping
 
 from v6kube.errors import ProviderError, UsageError
-from v6kube.providers.base import CONTROL_PLANE, WORKER, Server, ServerSpec
-from v6kube.providers.hostkeys import cloud_config, userdata_host_key  # noqa: F401 (re-exported)
+from v6kube.providers.base import CONTROL_PLANE, WORKER, Server
+from v6kube.providers.hostkeys import userdata_host_key
 
 MD5_RULE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[a-zA-Z\d]{10,20}$")
 OWNER_TAG = "v6kube"

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from v6kube import console
 from v6kube.errors import NotFound, PermissionDenied, ProviderError, ProvisioningFailed, Unprocessable, UsageError
 from v6kube.providers.base import CONTROL_PLANE, WORKER, Server, ServerSpec, run_parallel
-from v6kube.providers.hostkeys import key_blob, md5_fingerprint
+from v6kube.providers.hostkeys import cloud_config, key_blob, md5_fingerprint
 from v6kube.providers.http import AMBIGUOUS, Listing, post_or_find
 from v6kube.providers.packet.devices import (
-    CLUSTER_PREFIX, GONE_STATES, OWNER_TAG, PENDING_STATES, cloud_config, management_address, role_tag,
-    server_from_device, subnet_tag, subnets_of, userdata_host_key,
+    CLUSTER_PREFIX, GONE_STATES, OWNER_TAG, PENDING_STATES, management_address, role_tag, server_from_device,
+    subnet_tag, subnets_of, userdata_host_key,
 )
 
 if TYPE_CHECKING:

@@ -120,7 +120,7 @@ class Servers:
         except PermissionDenied:
             raise ProvisioningFailed(f"{_named(hostname, server_id)}: recorded in the state but not listed, and the "
                                      "API answers 403 for it; it may still exist, so no second one is created",
-                                     hint=f"deprovision it first (v6kube destroy does so by id), then run create again") from None
+                                     hint="deprovision it first (v6kube destroy does so by id), then run create again") from None
         if server.get("status") in GONE:
             return None
         return server
