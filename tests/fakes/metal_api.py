@@ -39,16 +39,17 @@ import hashlib
 import ipaddress
 import json
 import re
-import socket
-import struct
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fakes.common import Fault, Handler, ManualClock, Recorded, serve
+
+__all__ = ["FakeMetal", "Fault", "ManualClock", "Recorded"]  # the shared pieces, re-exported for tests
 
 BASE_PATH = "/metal/v1"
 MD5_RULE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[a-zA-Z\d]{10,20}$")
@@ -67,58 +68,6 @@ def _now_iso() -> str:
 def _padded(address: str) -> str:
     """The API sometimes returns IPv6 addresses fully expanded (fc00:0000:...:000e)."""
     return ipaddress.IPv6Address(address).exploded
-
-
-class ManualClock:
-    """A clock that moves only when slept on: share it between the fake and the code under test.
-    It starts at a Unix time, so rate-limit resets computed from it are Unix seconds like the API's."""
-
-    def __init__(self, start: float = 1_750_000_000.0):
-        self.now = start
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            self.now += max(0.0, seconds)
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str  # API path without the /metal/v1 prefix, e.g. /projects/<id>/devices
-    query: dict[str, list[str]]
-    json: Any
-    headers: dict[str, str]  # without X-Auth-Token
-    status: int | None = None
-    response: Any = None  # the JSON body the fake answered (None: empty, reset or not JSON)
-
-
-@dataclass
-class Fault:
-    """One injected failure for requests matching `method` and the regex `path` (full match)."""
-
-    method: str
-    path: str
-    status: int | None = None  # answer this status (without handling, unless after=True)
-    body: Any = None  # JSON body; default {"errors": [...]}
-    raw_body: bytes | None = None  # a non-JSON body (a load balancer's page)
-    headers: dict[str, str] = field(default_factory=dict)
-    reset: bool = False  # drop the connection with a TCP reset, no answer
-    delay: float = 0.0  # sleep this long before answering
-    after: bool = False  # handle the request first (it takes effect), then delay / fail
-    times: int = 1  # how many requests it hits (0 = every one)
-    when: Callable[[Recorded], bool] | None = None
-    hits: int = 0
-
-    def matches(self, record: Recorded) -> bool:
-        return (self.times == 0 or self.hits < self.times) and self.method == record.method \
-            and re.fullmatch(self.path, record.path) is not None and (self.when is None or self.when(record))
 
 
 class ApiError(Exception):
@@ -179,22 +128,11 @@ class FakeMetal:
         self._next_v4 = 1
         self.add_project(self.project_id, bgp=bgp, bgp_md5=bgp_md5, max_prefix=max_prefix)
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> "FakeMetal":
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-
-        class Server(ThreadingHTTPServer):
-            address_family = family
-            daemon_threads = True
-
-        self._server = Server((self.host, 0), _Handler)
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fake-metal", daemon=True)
-        self._thread.start()
+        self._server = serve(self, self.host, "fake-metal")
         return self
 
     def stop(self) -> None:
@@ -293,7 +231,7 @@ class FakeMetal:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    def handle(self, handler: "_Handler", method: str) -> None:
+    def handle(self, handler: "Handler", method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
@@ -340,7 +278,7 @@ class FakeMetal:
         return {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(remaining),
                 "X-RateLimit-Reset": str(reset)}
 
-    def _inject(self, handler: "_Handler", record: Recorded, fault: Fault) -> bool:
+    def _inject(self, handler: "Handler", record: Recorded, fault: Fault) -> bool:
         """Apply a fault's delay, then its reset or status; True when that answered the request."""
         if fault.delay:
             time.sleep(fault.delay)
@@ -352,7 +290,7 @@ class FakeMetal:
             return True
         return False
 
-    def _fault_answer(self, handler: "_Handler", record: Recorded, fault: Fault) -> None:
+    def _fault_answer(self, handler: "Handler", record: Recorded, fault: Fault) -> None:
         headers = {**self._rate_headers(fault.status), **fault.headers}
         if fault.raw_body is not None:
             return handler.answer(fault.status, fault.raw_body, "text/html", headers, record)
@@ -814,61 +752,3 @@ _REASONS = {429: "Too many requests", 500: "Oh snap, something went wrong! We've
             502: "Bad gateway", 503: "Service unavailable", 504: "Gateway timeout", 403: "Forbidden"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-metal/1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms each.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self.server.fake.handle(self, "GET")  # type: ignore[attr-defined]
-
-    def do_POST(self) -> None:
-        self.server.fake.handle(self, "POST")  # type: ignore[attr-defined]
-
-    def do_DELETE(self) -> None:
-        self.server.fake.handle(self, "DELETE")  # type: ignore[attr-defined]
-
-    def do_PUT(self) -> None:
-        self.server.fake.handle(self, "PUT")  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def answer_json(self, status: int, body: Any, headers: dict[str, str] | None = None,
-                    record: Recorded | None = None) -> None:
-        if record is not None:
-            record.status, record.response = status, body
-        payload = b"" if body is None or status == 204 else json.dumps(body).encode()
-        self.answer(status, payload, "application/json", headers)
-
-    def answer(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None,
-               record: Recorded | None = None) -> None:
-        if record is not None and record.status is None:
-            record.status = status
-        try:
-            self.send_response(status)
-            if payload:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True  # the client gave up (its read timeout): nothing to tell it
-
-    def reset(self) -> None:
-        """Drop the connection with a TCP RST and no answer."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            fd = self.connection.detach()
-            socket.close(fd)
-        except OSError:
-            pass

@@ -24,7 +24,6 @@ import ipaddress
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from fakes.metal_api import Fault, Recorded, _Handler
+from fakes.common import Fault, Handler, Recorded, serve
 
 TOKEN_PATH = "/auth/realms/BMC/protocol/openid-connect/token"
 LOCATIONS = ("PHX", "ASH", "SGP", "NLD", "CHI", "SEA", "AUS")
@@ -86,16 +85,7 @@ class FakePnap:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> "FakePnap":
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-
-        class Server(ThreadingHTTPServer):
-            address_family = family
-            daemon_threads = True
-
-        self._server = Server((self.host, 0), _Handler)
-        self._server.fake = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True,
-                         name="fake-pnap").start()
+        self._server = serve(self, self.host, "fake-pnap")
         return self
 
     def stop(self) -> None:
@@ -155,7 +145,7 @@ class FakePnap:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    def handle(self, handler: _Handler, method: str) -> None:
+    def handle(self, handler: Handler, method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
@@ -191,7 +181,7 @@ class FakePnap:
             return handler.answer(status, payload, "application/json")
         handler.answer_json(status, answer, None, record)
 
-    def _inject(self, handler: _Handler, record: Recorded, fault: Fault) -> bool:
+    def _inject(self, handler: Handler, record: Recorded, fault: Fault) -> bool:
         if fault.delay:
             time.sleep(fault.delay)
         if fault.reset:
@@ -203,7 +193,7 @@ class FakePnap:
             return True
         return False
 
-    def _token(self, handler: _Handler, form: dict) -> tuple[int, Any]:
+    def _token(self, handler: Handler, form: dict) -> tuple[int, Any]:
         client_id, secret = (form.get("client_id") or [None])[-1], (form.get("client_secret") or [None])[-1]
         basic = handler.headers.get("Authorization", "")
         if basic.startswith("Basic "):
