@@ -20,7 +20,8 @@ import requests
 
 import v6kube
 from v6kube.errors import AuthenticationError, UsageError
-from v6kube.providers.http import ApiClient, api_messages, is_loopback
+from v6kube.providers.api_errors import api_messages
+from v6kube.providers.http import ApiClient, is_loopback
 from v6kube.redact import Secret
 
 API_URL = "https://api.phoenixnap.com"
