@@ -113,7 +113,7 @@ CASES = [
      "secrets"),
     ("k8s-too-old", "packet", setp("kubernetes.version", "1.30"), "kubernetes.version", "1.31"),
     ("k8s-version-format", "packet", setp("kubernetes.version", "v1.33"), "kubernetes.version", "not a Kubernetes minor"),
-    ("unknown-provider", "packet", setp("provider.type", "aws"), "provider", "packet' or 'static"),
+    ("unknown-provider", "packet", setp("provider.type", "aws"), "provider", "'static' or 'phoenixnap'"),
     ("packet-missing-project", "packet", delp("provider.project"), "provider.project", "missing"),
     ("no-nodes", "packet", setp("nodes", []), "nodes", "at least 1"),
     ("two-control-planes", "packet", setp("nodes.1.role", "control-plane"), "nodes", "exactly one"),
@@ -287,7 +287,7 @@ def test_ula_and_global_resolvers_are_accepted(resolver):
     assert str(parse_cluster(yaml.safe_dump(doc)).kubernetes.dns_resolvers[0]) == resolver
 
 
-@pytest.mark.parametrize("name", ["packet", "static", "minimal"])
+@pytest.mark.parametrize("name", ["packet", "static", "minimal", "phoenixnap"])
 def test_examples_are_valid(name):
     cluster = load_cluster(EXAMPLES / f"{name}.yaml")
     assert cluster.control_plane.role == "control-plane"

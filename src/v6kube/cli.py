@@ -92,10 +92,11 @@ def _show_plan(the_plan) -> None:
     console.table("Nodes", ["node", "role", "address", "gateway"],
                   [(n.name, n.role, f"{n.address}/{n.prefixlen}", n.gateway) for n in a.nodes])
     from v6kube.phases import CREATE_PHASES
+    from v6kube.providers import plan_phases, planned_calls
 
+    own = plan_phases(c)  # what provision and bgp do on this cluster's provider
     console.table("Phases of create", ["#", "phase", "what it does"],
-                  [(i + 1, p.name, p.summary) for i, p in enumerate(CREATE_PHASES)])
-    from v6kube.providers import planned_calls
+                  [(i + 1, p.name, own.get(p.name, p.summary)) for i, p in enumerate(CREATE_PHASES)])
 
     calls = planned_calls(c)
     if calls:

@@ -181,8 +181,25 @@ class StaticProvider(Model):
     bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
 
 
-ProviderConfig = Annotated[Union[PacketProvider, StaticProvider], Field(discriminator="type")]
-PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticProvider}
+class PhoenixnapProvider(Model):
+    """phoenixNAP Bare Metal Cloud. Credentials come only from PNAP_CLIENT_ID / PNAP_CLIENT_SECRET."""
+
+    type: Literal["phoenixnap"]
+    location: Literal["PHX", "ASH", "SGP", "NLD", "CHI", "SEA", "AUS"] = "PHX"
+    server_type: Annotated[str, Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+\.[a-z0-9]+$")] = "s1.c1.medium"
+    os: Annotated[str, Field(pattern=r"^[a-z]+/[a-z0-9+]+$")] = "ubuntu/noble"
+    pricing_model: Literal["HOURLY", "ONE_MONTH_RESERVATION", "TWELVE_MONTHS_RESERVATION"] = "HOURLY"
+    asn: ASN = 65401  # the cluster's (tenant) ASN in the location's BGP peer group
+    # Name of the environment variable holding the peer group's password (8..32 characters);
+    # without it a new peer group gets a generated one (the API returns it).
+    bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
+    loadbalancer_block: bool = False  # one more /64 for LoadBalancer addresses
+    api_url: Annotated[str, Field(pattern=r"^https?://")] | None = None  # root of bmc/v1, networks/v1, ips/v1
+
+
+ProviderConfig = Annotated[Union[PacketProvider, StaticProvider, PhoenixnapProvider], Field(discriminator="type")]
+PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticProvider,
+                                     "phoenixnap": PhoenixnapProvider}
 
 
 # --- the rest of the cluster ----------------------------------------------------------------
@@ -440,7 +457,7 @@ def _problems_from(exc: ValidationError, raw: dict) -> list[Problem]:
         elif err["type"] == "missing":
             message = "required key is missing"
         elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
-            message = "provider.type must be 'packet' or 'static'"
+            message = "provider.type must be 'packet', 'static' or 'phoenixnap'"
         elif err["type"] == "literal_error":
             message = message.replace("Input should be", "must be")
         problems.append(Problem(path, message, hint))
@@ -451,7 +468,7 @@ def _clean_loc(loc: tuple) -> tuple:
     """Drop pydantic's union branch names (provider.static.peers -> provider.peers)."""
     out: list = []
     for i, part in enumerate(loc):
-        if i > 0 and loc[i - 1] == "provider" and part in ("packet", "static"):
+        if i > 0 and loc[i - 1] == "provider" and part in PROVIDERS:
             continue
         if isinstance(part, str) and (part.startswith("function-") or part in ("literal['auto']", "lax-or-strict")):
             continue

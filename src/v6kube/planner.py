@@ -16,11 +16,11 @@ from pathlib import Path
 
 from v6kube import addressing, render
 from v6kube.addressing import AddressPlan, NodeAddress
-from v6kube.config import Cluster, PacketProvider, StaticProvider
+from v6kube.config import Cluster, PacketProvider, PhoenixnapProvider, StaticProvider
 from v6kube.errors import ConfigError, Problem, UsageError
 from v6kube.downloads import planned_downloads
 from v6kube.phases import CREATE_PHASES
-from v6kube.providers import planned_calls
+from v6kube.providers import plan_phases, planned_calls
 from v6kube.redact import Secret
 
 # What the Packet API would tell us, assumed offline (reference/metal-api.md sections 3.8 and 4).
@@ -29,6 +29,11 @@ ASSUMED_PEERS = (IPv6Address("fc00::e"), IPv6Address("fc00::f"))
 ASSUMED_PEER_ASN = 65530
 ASSUMED_LOCAL_ASN = 65000
 ASSUMED_MAX_PREFIX = 10
+# phoenixNAP sells IPv6 only as /64 blocks: offline, the cluster's /64s (servers, pods, services)
+# are shown as three consecutive documentation /64s, i.e. one /62 (reference/phoenixnap/README.md).
+ASSUMED_PNAP_BLOCKS = IPv6Network("2001:db8:0:2a00::/62")
+ASSUMED_PNAP_PEERS = (IPv6Address("fd00:0:0:1005::1"), IPv6Address("fd00:0:0:1005::2"))
+ASSUMED_PNAP_PEER_ASN = 65400
 
 API_PORT = 6443
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
@@ -85,6 +90,11 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
         max_prefix = provider.max_prefix
         bgp = BGPPlan(provider.local_asn, provider.peer_asn, tuple(provider.peers), provider.multihop,
                       f"${provider.bgp_password_env}" if provider.bgp_password_env else None)
+    elif isinstance(provider, PhoenixnapProvider):
+        if block is not None:
+            raise ConfigError(source, [Problem("--block", "not used with provider phoenixnap",
+                                               "phoenixNAP gives the cluster its own /64 blocks at create")])
+        block, nodes, bgp, max_prefix = _assumed_phoenixnap(cluster, provider, assumed)
     else:
         assert isinstance(provider, PacketProvider)
         if block is None:
@@ -119,6 +129,23 @@ def live_plan(cluster: Cluster, block: IPv6Network, nodes: tuple[NodeAddress, ..
         raise ConfigError(source, problems)
     assert plan is not None
     return ClusterPlan(cluster, plan, bgp)
+
+
+def _assumed_phoenixnap(cluster: Cluster, provider: PhoenixnapProvider,
+                        assumed: dict[str, str]) -> tuple[IPv6Network, tuple[NodeAddress, ...], BGPPlan, int]:
+    from v6kube.providers.phoenixnap.servers import server_address
+
+    servers = next(ASSUMED_PNAP_BLOCKS.subnets(new_prefix=64))
+    nodes = tuple(NodeAddress(n.name, n.role, server_address(servers, n.name), 64, servers[1]) for n in cluster.nodes)
+    assumed["block"] = (f"{ASSUMED_PNAP_BLOCKS}: stands for the cluster's IPv6 /64 blocks (servers, pods, "
+                        "services), which phoenixNAP assigns at create")
+    assumed["node_addresses"] = "each server's address in the servers' /64 is derived from its hostname"
+    assumed["bgp_peers"] = (f"{', '.join(map(str, ASSUMED_PNAP_PEERS))} (AS {ASSUMED_PNAP_PEER_ASN}), multihop: "
+                            "the peer group's IPv6 peering loopbacks")
+    assumed["max_prefix"] = f"{ASSUMED_MAX_PREFIX} prefixes per server (phoenixNAP documents no limit)"
+    bgp = BGPPlan(provider.asn, ASSUMED_PNAP_PEER_ASN, ASSUMED_PNAP_PEERS, True,
+                  f"${provider.bgp_password_env}" if provider.bgp_password_env else "the peer group's password")
+    return ASSUMED_PNAP_BLOCKS, nodes, bgp, ASSUMED_MAX_PREFIX
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -237,6 +264,7 @@ def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str,
 
 def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
     c = plan.cluster
+    provider_phases = plan_phases(c)  # what provision and bgp do on this cluster's provider
     return {
         "cluster": c.name,
         "provider": c.provider.type,
@@ -253,7 +281,7 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
             "password": plan.bgp.password_source,
         },
         "nodes": [{"name": n.name, "role": n.role} for n in c.nodes],
-        "phases": [{"name": p.name, "summary": p.summary} for p in CREATE_PHASES],
+        "phases": [{"name": p.name, "summary": provider_phases.get(p.name, p.summary)} for p in CREATE_PHASES],
         "provider_calls": planned_calls(c),
         "downloads": [{"url": a.url, "checksum": a.sums_url or "recorded in the cache on first download"}
                       for a in planned_downloads(c.calico.version)],
