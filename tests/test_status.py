@@ -121,7 +121,7 @@ def test_calicoctl_rows_become_node_side_sessions():
 
 def test_provider_sessions_from_the_metal_api_fake():
     from fakes.metal_api import FakeMetal, ManualClock
-    from v6kube.providers.metal_api import MetalClient
+    from v6kube.providers.packet.client import MetalClient
     from test_packet_provider import TOKEN, provider_for, provision, specs_for
 
     clock = ManualClock()
@@ -129,9 +129,11 @@ def test_provider_sessions_from_the_metal_api_fake():
         provider = provider_for(api, clock)
         _, servers, _, block = provision(provider, specs_for(("cp-0", "w-0")))
         client = MetalClient(TOKEN, api.url)
+        for server in servers:  # before the routers report (the fake moves to up after a delay)
+            api.set_session_status(server.id, "unknown,unknown")
         bodies = {s.hostname: client.get(f"/devices/{s.id}/bgp/sessions") for s in servers}
         fresh = {h: p.parse_metal_sessions(b) for h, b in bodies.items()}
-        assert all([(x.address_family, x.statuses, x.state) for x in v] == [("ipv6", ("unknown",), "unknown")]
+        assert all([(x.address_family, x.statuses, x.state) for x in v] == [("ipv6", ("unknown", "unknown"), "unknown")]
                    for v in fresh.values())
         cp, w = servers
         pods = str(next(block.subnets(new_prefix=122)))

@@ -49,14 +49,21 @@ def check_credentials(cluster: Cluster, environ: Mapping[str, str], provider_opt
     from v6kube.providers.base import password_from_env
 
     password_from_env(getattr(cluster.provider, "bgp_password_env", None), environ)
-    if cluster.provider.type == "packet" and "client" not in provider_options:
-        from v6kube.errors import ProviderError
-        from v6kube.providers.metal_api import token_from_env
+    if "client" in provider_options or "clients" in provider_options:
+        return
+    from v6kube.errors import ProviderError
 
-        try:
+    try:
+        if cluster.provider.type == "packet":
+            from v6kube.providers.packet.client import token_from_env
+
             token_from_env(environ)
-        except ProviderError as exc:
-            raise UsageError(exc.message, hint=exc.hint) from None
+        elif cluster.provider.type == "phoenixnap":
+            from v6kube.providers.phoenixnap.client import credentials_from_env
+
+            credentials_from_env(environ)
+    except ProviderError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
 
 
 def create(cluster: Cluster, source: str, state_dir: Path | None = None, *, only: str | None = None,

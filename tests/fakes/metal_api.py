@@ -542,6 +542,19 @@ class FakeMetal:
     def get_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         return 200, self._device_json(self._device(device_id))
 
+    def update_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
+        """PUT /devices/{id} (DeviceUpdateInput): only tags are kept here; other keys are checked."""
+        device = self._device(device_id)
+        allowed = {"always_pxe", "billing_cycle", "customdata", "description", "hostname", "firmware_set_id",
+                   "ipxe_script_url", "locked", "network_frozen", "spot_instance", "tags", "userdata"}
+        if not isinstance(body, dict) or set(body) - allowed:
+            raise _errors(422, f"unknown fields: {sorted(set(body or {}) - allowed)}")
+        tags = body.get("tags", device["tags"])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise _errors(422, "tags must be a list of strings")
+        device["tags"] = list(tags)
+        return 200, self._device_json(device)
+
     def delete_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         self._reap()
         device = self.devices.get(device_id)
@@ -744,6 +757,7 @@ _ROUTES: list[tuple[str, str, Callable[..., tuple[int, Any]]]] = [
     ("GET", rf"/projects/{_ID}/devices", FakeMetal.list_devices),
     ("POST", rf"/projects/{_ID}/devices", FakeMetal.post_device),
     ("GET", rf"/devices/{_ID}", FakeMetal.get_device),
+    ("PUT", rf"/devices/{_ID}", FakeMetal.update_device),
     ("DELETE", rf"/devices/{_ID}", FakeMetal.delete_device),
     ("GET", rf"/projects/{_ID}/ssh-keys", FakeMetal.list_ssh_keys),
     ("POST", rf"/projects/{_ID}/ssh-keys", FakeMetal.post_ssh_key),

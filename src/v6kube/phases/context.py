@@ -48,6 +48,14 @@ class Timeouts:
     poll: float = field(default_factory=lambda: _seconds("V6KUBE_POLL_INTERVAL", 10.0))
 
 
+def _covering(networks: list[IPv6Network]) -> IPv6Network:
+    """The smallest prefix that holds every network."""
+    block = networks[0]
+    while not all(n.subnet_of(block) for n in networks):
+        block = block.supernet()
+    return block
+
+
 def with_added_nodes(cluster: Cluster, state: State) -> Cluster:
     """The cluster file's nodes plus those join-worker --count added (recorded in the state)."""
     names = {n.name for n in cluster.nodes}
@@ -115,7 +123,17 @@ class Run:
 
     @cached_property
     def block(self) -> IPv6Network:
+        """The announced block. phoenixNAP gives the cluster separate /64s instead (servers, pods,
+        services[, loadbalancer]): the block is the smallest prefix holding them all, and the
+        subnets are fixed to those /64s (see `plan`)."""
+        blocks = self._own_blocks()
+        if blocks:
+            return _covering(list(blocks.values()))
         return self.provider.find_block()
+
+    def _own_blocks(self) -> dict[str, IPv6Network] | None:
+        find_blocks = getattr(self.provider, "find_blocks", None)
+        return find_blocks() if find_blocks else None
 
     def node_addresses(self) -> tuple[NodeAddress, ...]:
         out = []
@@ -143,6 +161,9 @@ class Run:
         bgp = planner.BGPPlan(first.local_asn, first.peer_asn, peers, first.multihop, password_source)
         cluster = self.cluster
         recorded = self.state.fact("subnets")
+        own = self._own_blocks()
+        if own and not recorded:  # the provider's own /64s: pods the whole /64, services a /108 in its
+            recorded = {"pods": str(own["pods"]), "services": str(next(own["services"].subnets(new_prefix=108)))}
         if recorded:
             k8s = cluster.kubernetes.model_copy(update={"pod_subnet": IPv6Network(recorded["pods"]),
                                                         "service_subnet": IPv6Network(recorded["services"])})

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv6Network
+
 from v6kube import console
 from v6kube.phases.context import Run
 from v6kube.providers.base import ServerSpec
-
-FAILED = "failed"
-
 
 def _specs(run: Run) -> list[ServerSpec]:
     """A spec per node; an API provider gets a host key generated here for each server it may
     create, pinned in the state before the server exists, so the first SSH contact is verified."""
     from v6kube.providers.hostkeys import generate_host_key
 
+    recorded = run.state.fact("subnets") or {}
+    subnets = tuple(IPv6Network(recorded[k]) for k in ("pods", "services") if k in recorded)
     specs = []
     for node in run.cluster.nodes:
         if run.provider.name == "static" or node.host_key:
-            specs.append(ServerSpec(node.name, node.role, node.host_key))
+            specs.append(ServerSpec(node.name, node.role, node.host_key, subnets=subnets))
             continue
         public, private = generate_host_key()
-        specs.append(ServerSpec(node.name, node.role, public, private))
+        specs.append(ServerSpec(node.name, node.role, public, private, subnets=subnets))
     return specs
 
 
 def _replace_failed(run: Run) -> None:
     """A server that ended `failed` is deleted so that this run creates a new one."""
-    failed = [s for s in run.provider.find_servers() if s.state == FAILED]
+    failed = [s for s in run.provider.find_servers() if s.failed]
     if failed:
         for server in failed:
             console.warn(f"{server.hostname}: server {server.id} ended failed at the provider; replacing it")
@@ -58,7 +59,7 @@ def provision(run: Run) -> None:
 
 def servers_active(run: Run) -> bool:
     found = {s.hostname: s for s in run.provider.find_servers()}
-    return all(n.name in found and found[n.name].state == "active" for n in run.cluster.nodes)
+    return all(n.name in found and found[n.name].ready for n in run.cluster.nodes)
 
 
 def bgp(run: Run) -> None:
@@ -70,7 +71,8 @@ def bgp(run: Run) -> None:
         run.state.set_server(name, peers=peers, peer_asn=neighbor.peer_asn, local_asn=neighbor.local_asn)
     console.progress("bgp", None, f"local AS {project.local_asn}, at most {project.max_prefix} prefixes per server, "
                                   f"MD5 password {'set' if project.password else 'none'}")
-    run.plan  # chooses (once) and records the pod and service subnets
+    addresses = run.plan.addresses  # the pod and service subnets, chosen once, kept in the state
+    run.provider.record_subnets(list(run.servers.values()), [addresses.pod_subnet, addresses.service_subnet])
     run.state.save()
 
 

@@ -58,6 +58,7 @@ def destroy(run: Run) -> None:
     servers = servers_to_delete(run)
     if not servers:
         console.progress("destroy", None, "no server left at the provider")
+        run.provider.delete_cluster_resources()
         return
     for server in servers:
         console.progress("destroy", server.hostname, f"deleting server {server.id}")
@@ -65,3 +66,4 @@ def destroy(run: Run) -> None:
     for server in servers:
         run.state.forget_server(server.hostname)
     run.state.save()
+    run.provider.delete_cluster_resources()

@@ -136,6 +136,10 @@ class Provider(Protocol):
     def find_taken_subnets(self) -> list[IPv6Network]:
         """The pod and service subnets other v6kube clusters use in the same project / location."""
 
+    def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
+        """Record the cluster's pod and service subnets where other clusters' runs read them
+        (find_taken_subnets). Safe to repeat."""
+
     def delete_servers(self, servers: Sequence[Server]) -> None:
         """Delete servers (a Server built from only an id and a hostname is enough); gone = success."""
 

@@ -93,6 +93,9 @@ class StaticProvider:
     def delete_cluster_resources(self) -> None:
         """Nothing: the static provider owns nothing at a provider."""
 
+    def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
+        """Nothing: no other cluster reads a static block."""
+
     def delete_servers(self, servers: Sequence[Server]) -> None:
         if servers:
             names = ", ".join(s.hostname for s in servers)

@@ -109,6 +109,10 @@ class PacketProvider:
         """Subnets recorded (as v6kube-subnet:<cidr> tags) by other v6kube clusters in the project."""
         return self.servers.taken_subnets()
 
+    def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
+        """A v6kube-subnet:<cidr> tag per subnet on each server that lacks one (PUT /devices/{id})."""
+        self.servers.record_subnets(servers, subnets)
+
     # --- BGP -----------------------------------------------------------------------------------
 
     def ensure_bgp(self) -> BGPProject:

@@ -275,6 +275,18 @@ class Servers:
                 taken += [s for s in subnets_of(tags) if s not in taken]
         return taken
 
+    def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
+        wanted = [subnet_tag(s) for s in subnets]
+
+        def record(server: Server) -> None:
+            device = self.p.client.get(f"/devices/{server.id}", what=_named(server, server.id))
+            tags = list(device.get("tags") or [])
+            missing = [t for t in wanted if t not in tags]
+            if missing:  # PUT sets the whole list: the same body again changes nothing
+                self.p.client.put(f"/devices/{server.id}", {"tags": tags + missing}, what=_named(server, server.id))
+
+        run_parallel(record, list(servers), self.p.max_workers, "packet")
+
     # --- SSH key -------------------------------------------------------------------------------
 
     def _operator_public_key(self) -> str | None:

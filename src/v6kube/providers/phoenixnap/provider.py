@@ -96,6 +96,9 @@ class PhoenixnapProvider:
     def find_taken_subnets(self) -> list[IPv6Network]:
         return self.network.taken_subnets()
 
+    def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
+        """Nothing: the cluster's own /64 blocks already keep clusters apart."""
+
     # --- BGP -----------------------------------------------------------------------------------
 
     def ensure_bgp(self) -> BGPProject:
