@@ -154,7 +154,8 @@ def create(
 def join_worker(
     cluster_file: Path = ClusterFile,
     state_dir: Optional[Path] = StateDir,
-    count: Optional[int] = typer.Option(None, "--count", help="Add N workers, named on from the existing ones."),
+    count: Optional[int] = typer.Option(None, "--count", help="Have N workers beyond the cluster file's (new ones "
+                                        "named on from the existing ones; again with the same N adds nothing)."),
     node: Optional[str] = typer.Option(None, "--node", help="Add this worker of the cluster file (static)."),
 ) -> None:
     """Add workers to a running cluster (the same phases, for the new nodes only)."""

@@ -124,13 +124,22 @@ def join_worker(cluster: Cluster, source: str, state_dir: Path | None = None, *,
                                  "server to the cluster file and use --node NAME")
             if count is None or count < 1:
                 raise UsageError("--count must be at least 1")
-            pending = run.state.fact("joining") or []  # a run killed half-way finishes these first
-            new = pending or next_worker_names([n.name for n in run.cluster.nodes if n.role == "worker"], count)
+            # Declarative, so running it again adds nothing: N workers beyond the cluster file's.
+            # A run killed half-way left its names in "joining": those are finished first.
+            added = [n["name"] for n in run.state.added_nodes()]
+            pending = run.state.fact("joining") or []
+            missing = max(0, count - len(added))
+            new = pending or next_worker_names([n.name for n in run.cluster.nodes if n.role == "worker"], missing)
+            if not new:
+                console.info(f"the cluster already has {len(added)} worker(s) beyond {source}: "
+                             f"{', '.join(added)}; nothing to add")
             run.state.set_fact("joining", new)
             for name in new:
                 run.state.add_node(name, "worker")
             run.state.save()
             run.cluster = with_added_nodes(cluster, run.state)
+        if not new:
+            return []
         run.only_nodes = tuple(new)
         for phase in ("prepare", "workers", "calico-bgp"):
             run.state.data["phases_done"].pop(phase, None)  # they must now cover the new nodes
