@@ -31,16 +31,17 @@ class Boot(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             with self.api.lock:
-                devices = [(d["hostname"], d["userdata"]) for d in self.api.devices.values() if not d.get("deleted")]
-            for hostname, userdata in devices:
-                if hostname not in self.booted and hostname in self.nodes:
+                devices = [(i, d["hostname"], d["userdata"]) for i, d in self.api.devices.items() if not d.get("deleted")]
+            for device_id, hostname, userdata in devices:
+                if device_id not in self.booted and hostname in self.nodes:  # a replacement boots anew
                     keys = yaml.safe_load(userdata)["ssh_keys"]
                     node = self.nodes[hostname]
+                    self.lab.stop_sshd(node)
                     (node.dir / "ssh_host_ed25519_key").write_text(keys["ed25519_private"])
                     (node.dir / "ssh_host_ed25519_key.pub").write_text(keys["ed25519_public"] + "\n")
                     node.host_key = keys["ed25519_public"]
                     self.lab.start_sshd(node)
-                    self.booted.add(hostname)
+                    self.booted.add(device_id)
             time.sleep(0.05)
 
 
@@ -65,8 +66,7 @@ def live(api):
         return sorted(d["hostname"] for d in api.devices.values() if not d.get("deleted"))
 
 
-def test_create_join_destroy_packet(lab, packet, tmp_path):
-    api, nodes, downloads = packet
+def packet_cluster(lab, api, tmp_path, downloads):
     cluster = {"name": "pk", "provider": {"type": "packet", "project": api.project_id, "bgp_password_env": BGP_ENV,
                                           "operating_system": "ubuntu_24_04"},
                "nodes": [{"name": "cp-0", "role": "control-plane"}, {"name": "w-0", "role": "worker"},
@@ -76,7 +76,12 @@ def test_create_join_destroy_packet(lab, packet, tmp_path):
     path = write_cluster(tmp_path / "cluster.yaml", cluster)
     state = tmp_path / "state"
     env = cli_env({**downloads.env(tmp_path / "cache"), "METAL_AUTH_TOKEN": TOKEN, "METAL_API_URL": api.url})
-    args = ["--state-dir", str(state)]
+    return path, state, env, ["--state-dir", str(state)]
+
+
+def test_create_join_destroy_packet(lab, packet, tmp_path):
+    api, nodes, downloads = packet
+    path, state, env, args = packet_cluster(lab, api, tmp_path, downloads)
 
     first = run_cli(["create", str(path), *args], env)
     assert first.returncode == 0, first.stderr
@@ -106,3 +111,24 @@ def test_create_join_destroy_packet(lab, packet, tmp_path):
     gone = run_cli(["destroy", str(path), "--yes", *args], env)
     assert gone.returncode == 0, gone.stderr
     assert live(api) == [] and not state.exists()
+
+
+def test_create_survives_api_faults_and_replaces_a_failed_device(lab, packet, tmp_path):
+    api, nodes, downloads = packet
+    path, state, env, args = packet_cluster(lab, api, tmp_path, downloads)
+    devices = r"/projects/[^/]+/devices"
+    api.add_fault("POST", devices, status=500, after=True)  # acted on, but the client sees a 500
+    api.add_fault("GET", devices, status=429, headers={"Retry-After": "1"})
+    api.add_fault("GET", r"/projects/[^/]+/bgp-config", reset=True)
+    api.fail_device("w-0", vanish=False)
+    failed = run_cli(["create", str(path), *args], env)
+    assert failed.returncode == 1 and "w-0" in failed.stderr and f"v6kube create {path}" in failed.stderr
+    assert live(api) == ["cp-0", "w-0", "w-1"]  # the 500 on a POST that happened made no duplicate
+
+    with api.lock:
+        api.failing.clear()
+    resumed = run_cli(["create", str(path), *args], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "ended failed at the provider; replacing it" in resumed.stderr
+    assert live(api) == ["cp-0", "w-0", "w-1"]
+    assert (api_dir(lab, nodes["cp-0"]) / "nodes" / "w-0").exists()
