@@ -32,6 +32,13 @@ spec:
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
+  name: apiservers.operator.tigera.io
+spec:
+  group: operator.tigera.io
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
   name: tigerastatuses.operator.tigera.io
 spec:
   group: operator.tigera.io

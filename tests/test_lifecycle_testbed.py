@@ -56,7 +56,8 @@ def test_create_join_destroy_static(lab, new_node, downloads, tmp_path):
     peers = sorted(p.name for p in (api / "calico" / "BGPPeer").iterdir())
     assert len(peers) == 3 * len(lab.peers)
     assert (api / "calico" / "BGPConfiguration" / "default.json").exists()
-    assert len(list((api / "calico" / "CalicoNodeStatus").iterdir())) == 3
+    assert not (api / "calico" / "CalicoNodeStatus").exists()  # status makes them and deletes them
+    assert lab.read_file(cp, "/etc/v6kube/calico/bgp-secret.yaml") is None  # applied, then removed
     assert (api / "objects" / "Secret" / "v6kube-bgp-password").exists()
     # init.yaml pins the exact kubeadm version and is private
     init_yaml = lab.read_file(cp, "/etc/v6kube/kubeadm/init.yaml")
@@ -188,7 +189,9 @@ def test_a_failed_step_exits_1_naming_phase_and_node_and_the_next_run_finishes(l
     # the worker's kubeadm join fails once (as with an API server not reachable yet)
     stub = worker.bin_dir / "kubeadm"
     original = stub.read_text()
-    stub.write_text(original.replace('  join)\n', '  join)\n    echo "error execution phase preflight: couldn\'t validate the identity of the API Server" >&2; exit 1\n', 1))
+    # and leaves files behind, as a join stopped after the kubelet started does
+    stub.write_text(original.replace('  join)\n', '  join)\n    mkdir -p /etc/kubernetes/pki && cp "$FIX/ca.crt" /etc/kubernetes/pki/ca.crt\n'
+                                     '    echo "error execution phase kubelet-start: timed out" >&2; exit 1\n', 1))
     failed = run_cli(args, env)
     assert failed.returncode == 1
     assert "phase 'workers' failed" in failed.stderr and worker.name in failed.stderr
@@ -198,4 +201,23 @@ def test_a_failed_step_exits_1_naming_phase_and_node_and_the_next_run_finishes(l
     assert again.returncode == 0, again.stderr
     for phase in CREATE_ORDER[:CREATE_ORDER.index("workers")]:
         assert f"[{phase}] done already (confirmed)" in again.stderr
+    assert (api_dir(lab, cp) / "nodes" / worker.name).exists()
+    assert "kubeadm reset -f" in lab.calls(worker)  # the leftovers were cleared before joining again
+
+
+def test_an_interrupted_kubeadm_init_is_finished_not_skipped(lab, new_node, downloads, tmp_path):
+    cp, worker = new_node(), new_node()
+    path = write_cluster(tmp_path / "cluster.yaml", static_cluster(lab, "halfinit", [cp, worker]))
+    env = cli_env(downloads.env(tmp_path / "cache"))
+    args = ["create", str(path), "--state-dir", str(tmp_path / "state")]
+    (cp.state_dir / "kubeadm-init.interrupt").touch()  # init stops after writing admin.conf
+    failed = run_cli(args, env)
+    assert failed.returncode == 1 and "phase 'control-plane' failed" in failed.stderr
+    (cp.state_dir / "kubeadm-init.interrupt").unlink()
+    resumed = run_cli(args, env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "kubeadm init was interrupted; finishing its last phases" in resumed.stderr
+    calls = [c for c in lab.calls(cp) if c.startswith("kubeadm init")]
+    assert len([c for c in calls if " phase " not in c]) == 1  # init itself never ran twice
+    assert "kubeadm init phase addon all --config /etc/v6kube/kubeadm/init.yaml" in calls
     assert (api_dir(lab, cp) / "nodes" / worker.name).exists()

@@ -70,6 +70,10 @@ def test_kubeconfig_named_after_the_cluster_and_merged_without_touching_others(t
     left = yaml.safe_load(target.read_text())
     assert [c["name"] for c in left["clusters"]] == ["mine"] and [c["name"] for c in left["contexts"]] == ["mine"]
     assert not kubeconfig.unmerge("seed", target)
+    assert yaml.safe_load(target.read_text())["current-context"] == "mine"
+    kubeconfig.unmerge("mine", target)  # no context selected any more: a merge selects ours
+    kubeconfig.merge(text, target)
+    assert yaml.safe_load(target.read_text())["current-context"] == "seed"
 
 
 def test_bgp_objects_split_by_who_applies_them():

@@ -113,4 +113,4 @@ def test_status_healthy_then_degraded_and_announce_services(lab, cluster):
     assert local.returncode == 0, local.stderr
     assert "changing the type to NodePort" in local.stderr
     patch = (api / "patches.log").read_text()
-    assert "patch service -n default web --type merge" in patch and '"externalTrafficPolicy": "Local"' in patch
+    assert "-n default patch service web --type merge" in patch and '"externalTrafficPolicy": "Local"' in patch

@@ -83,7 +83,8 @@ def merge(source_text: str, target: Path) -> Path | None:
         replaced = set(_names(ours, key))
         kept = [e for e in theirs.get(key) or [] if not (isinstance(e, dict) and e.get("name") in replaced)]
         theirs[key] = kept + list(ours.get(key) or [])
-    theirs.setdefault("current-context", ours["current-context"])
+    if not theirs.get("current-context"):  # keep the user's choice; none (or "") gets ours
+        theirs["current-context"] = ours["current-context"]
     write_private(target, yaml.safe_dump(theirs, sort_keys=False))
     return backup
 

@@ -23,7 +23,8 @@ from v6kube.state import State, default_state_dir, load_state, locked
 @contextmanager
 def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None, *, must_exist: bool = False,
              provider_options: Mapping[str, Any] | None = None, timeouts: Timeouts | None = None,
-             environ: Mapping[str, str] | None = None) -> Iterator[Run]:
+             environ: Mapping[str, str] | None = None, read_only: bool = False,
+             bgp_password: bool = True) -> Iterator[Run]:
     from v6kube.providers import make_provider
 
     directory = default_state_dir(cluster.name, state_dir)
@@ -31,7 +32,7 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
         raise StateError(f"no state for cluster {cluster.name!r} in {directory}",
                          hint="run 'v6kube create' first, or pass the right --state-dir")
     env = os.environ if environ is None else environ
-    check_credentials(cluster, env, provider_options or {})
+    check_credentials(cluster, env, provider_options or {}, bgp_password=bgp_password and not read_only)
     with locked(directory):
         state = load_state(directory, cluster.name, cluster.provider.type, must_exist=must_exist)
         cluster = with_added_nodes(cluster, state)
@@ -40,7 +41,7 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
         if cluster.provider.type != "static" and "V6KUBE_POLL_INTERVAL" in env:
             options.setdefault("poll_interval", timeouts.poll)
         provider = make_provider(cluster, environ=env, **options)
-        run = Run(cluster, state, provider, source, command, environ=env, timeouts=timeouts)
+        run = Run(cluster, state, provider, source, command, environ=env, timeouts=timeouts, read_only=read_only)
         try:
             yield run
         finally:
@@ -48,11 +49,14 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
             state.save()
 
 
-def check_credentials(cluster: Cluster, environ: Mapping[str, str], provider_options: Mapping[str, Any]) -> None:
-    """Secrets the run will need are there before anything is called (exit 2 otherwise)."""
+def check_credentials(cluster: Cluster, environ: Mapping[str, str], provider_options: Mapping[str, Any],
+                      *, bgp_password: bool = True) -> None:
+    """Secrets the run will need are there before anything is called (exit 2 otherwise).
+    status and destroy render nothing, so they need no BGP password."""
     from v6kube.providers.base import password_from_env
 
-    password_from_env(getattr(cluster.provider, "bgp_password_env", None), environ)
+    if bgp_password:
+        password_from_env(getattr(cluster.provider, "bgp_password_env", None), environ)
     if "client" in provider_options or "clients" in provider_options:
         return
     from v6kube.errors import ProviderError
@@ -193,7 +197,7 @@ def destroy(cluster: Cluster, source: str, state_dir: Path | None = None, **opti
     from v6kube.phases.teardown import destroy as teardown
 
     directory = default_state_dir(cluster.name, state_dir)
-    with open_run(cluster, source, f"destroy {source}", state_dir, **options) as run:
+    with open_run(cluster, source, f"destroy {source}", state_dir, bgp_password=False, **options) as run:
         if run.provider.name == "static" and not run.state.data["servers"] and not run.state.host_keys() \
                 and not (directory / "state.json").exists():
             console.info(f"no state for {cluster.name}: resetting the nodes of {source} anyway")
@@ -231,7 +235,8 @@ def status(cluster: Cluster, source: str, state_dir: Path | None, *, as_json: bo
     from v6kube.status import print_report
     from v6kube.status.gather import collect
 
-    with open_run(cluster, source, f"status {source}", state_dir, **run_options) as run:
+    with open_run(cluster, source, f"status {source}", state_dir, must_exist=True, read_only=True,
+                  **run_options) as run:
         run.connect_timeout = min(run.cluster.ssh.connect_timeout, 20.0)  # report an unreachable node, don't wait
         while True:
             report = collect(run)

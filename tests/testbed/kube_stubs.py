@@ -44,6 +44,15 @@ case "$cmd" in
   version)
     case "$*" in *short*) installed_version ;; *) echo "kubeadm version: &version.Info{GitVersion:\"$(installed_version)\"}" ;; esac ;;
   init)
+    if [ "$1" = phase ]; then  # the phases after wait-control-plane, run again to finish an init
+      [ -f "$config" ] && [ -f /etc/kubernetes/admin.conf ] || { echo "error: init phase $2 needs --config and admin.conf" >&2; exit 1; }
+      API=$(api_of_server "$(yaml_value server /etc/kubernetes/admin.conf)")
+      case "$2" in
+        bootstrap-token) token=$(yaml_value token "$config"); [ -n "$token" ] && : > "$API/tokens/${token%%.*}" ;;
+        addon) : > "$API/complete" ;;
+      esac
+      echo "[$2] done"; exit 0
+    fi
     [ -f "$config" ] || { echo "error: unable to read config from \"$config\"" >&2; exit 1; }
     grep -q '^kind: InitConfiguration' "$config" || { echo "error: no InitConfiguration in $config" >&2; exit 1; }
     [ -f "$STATE/dpkg/kubelet" ] && [ -f "$STATE/dpkg/containerd.io" ] || { echo "[ERROR] kubelet or containerd not installed" >&2; exit 1; }
@@ -83,21 +92,29 @@ EOF
     cp /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf
     echo "$version" > "$API/version"
     echo control-plane > "$API/nodes/$name"
+    if [ -e "$STATE/kubeadm-init.interrupt" ]; then  # killed after admin.conf, before the last phases
+      echo "[wait-control-plane] interrupted" >&2; exit 1
+    fi
+    : > "$API/complete"
     echo "Your Kubernetes control-plane has initialized successfully!" ;;
   token)
     sub=$1; shift
     API=$(api_of_server "$(yaml_value server /etc/kubernetes/admin.conf)")
     case "$sub" in
-      create) t=$1; case "$t" in [a-z0-9][a-z0-9][a-z0-9][a-z0-9][a-z0-9][a-z0-9].*) ;; *) echo "error: bad token" >&2; exit 1 ;; esac
-              : > "$API/tokens/${t%%.*}"; echo "$t" ;;
+      create)
+        case "$1" in
+          -*|"") t="$(tr -dc 'a-z0-9' < /dev/urandom | head -c 6).$(tr -dc 'a-z0-9' < /dev/urandom | head -c 16)" ;;
+          *) t=$1 ;;
+        esac
+        : > "$API/tokens/${t%%.*}"; echo "$t" ;;
       delete) rm -f "$API/tokens/$1"; echo "bootstrap token \"$1\" deleted" ;;
       list) ls "$API/tokens" ;;
     esac ;;
   join)
     [ -f "$config" ] || { echo "error: unable to read config from \"$config\"" >&2; exit 1; }
-    if [ -e /etc/kubernetes/kubelet.conf ]; then
-      echo "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists" >&2; exit 1
-    fi
+    for f in /etc/kubernetes/kubelet.conf /etc/kubernetes/pki/ca.crt; do
+      if [ -e "$f" ]; then echo "[ERROR FileAvailable--$(echo "${f#/}" | tr / -)]: $f already exists" >&2; exit 1; fi
+    done
     API=$(api_of_server "$(yaml_value apiServerEndpoint "$config")")
     [ -d "$API" ] || { echo "error: couldn't validate the identity of the API Server: connection refused" >&2; exit 1; }
     token=$(yaml_value token "$config")
@@ -121,8 +138,11 @@ exit 0
 KUBECTL = COMMON + r"""
 kubeconfig=
 args=
+ns=
 for a in "$@"; do
-  case "$a" in --kubeconfig=*) kubeconfig=${a#--kubeconfig=} ;; *) args="$args $a" ;; esac
+  if [ "$prev" = -n ]; then ns=$a; prev=; continue; fi
+  case "$a" in --kubeconfig=*) kubeconfig=${a#--kubeconfig=} ;; -n) ;; *) args="$args $a" ;; esac
+  prev=$a
 done
 set -- $args
 [ -n "$kubeconfig" ] && [ -f "$kubeconfig" ] || { echo "error: no kubeconfig (the stub needs --kubeconfig=...)" >&2; exit 1; }
@@ -132,6 +152,15 @@ file=
 for a in "$@"; do [ "$prev" = -f ] && file=$a; prev=$a; done
 case "$1 $2" in
   "get --raw=/readyz") echo ok ;;
+  "get configmap"|"get daemonset")  # cluster-info and kube-proxy: made at the end of kubeadm init
+    [ -e "$API/complete" ] || { echo "Error from server (Forbidden): kubeadm init did not finish" >&2; exit 1; }
+    echo "$2/$3" ;;
+  "wait --for=condition=Established")
+    shift 3
+    for crd in "$@"; do
+      [ -e "$API/objects/CustomResourceDefinition/${crd#crd/}" ] || { echo "error: $crd not found" >&2; exit 1; }
+      echo "$crd condition met"
+    done ;;
   "apply "*)
     [ -f "$file" ] || { echo "error: the path \"$file\" does not exist" >&2; exit 1; }
     # one "kind name" line per document (metadata.name: the first "  name:" after "kind:")
@@ -161,8 +190,8 @@ case "$1 $2" in
     else for n in "$API"/nodes/*; do echo "${n##*/} Ready $(cat "$n")"; done; fi ;;
   "get blockaffinities.crd.projectcalico.org") cat "$API/blockaffinities.json" 2>/dev/null || echo '{"items": []}' ;;
   "get pods"|"get endpointslices") echo '{"items": []}' ;;
-  "get service") cat "$API/services/$4/$5.json" 2>/dev/null || { echo "Error from server (NotFound): services \"$5\" not found" >&2; exit 1; } ;;
-  "patch service") echo "$*" >> "$API/patches.log"; echo "service/$5 patched" ;;
+  "get service") cat "$API/services/$ns/$3.json" 2>/dev/null || { echo "Error from server (NotFound): services \"$3\" not found" >&2; exit 1; } ;;
+  "patch service") echo "-n $ns $*" >> "$API/patches.log"; echo "service/$3 patched" ;;
   *) echo "stub kubectl: unsupported: $*" >&2; exit 1 ;;
 esac
 exit 0
@@ -239,6 +268,11 @@ elif command == "get":
         if kind == "CalicoNodeStatus":
             items = [node_status(i) for i in items]
         print(json.dumps({"kind": f"{kind}List", "apiVersion": "projectcalico.org/v3", "items": items}))
+elif command == "delete" and args[1] == "-f":
+    for doc in yaml.safe_load_all(Path(args[2]).read_text()):
+        if doc:
+            (api / doc["kind"] / f"{doc['metadata']['name']}.json").unlink(missing_ok=True)
+    print("Successfully deleted resource(s)")
 elif command == "delete":
     path = api / KINDS[args[1].lower()] / f"{args[2]}.json"
     if not path.exists():

@@ -40,4 +40,4 @@ CREATE_PHASES: tuple[Phase, ...] = (PROVISION, BGP, PREPARE, CONTROL_PLANE, KUBE
 
 # join-worker: the same phases for the new nodes only (prepare and workers act on them alone;
 # calico-bgp applies every node's peers, the new ones included).
-JOIN_PHASES: tuple[Phase, ...] = (PROVISION, BGP, PREPARE, CALICO_BGP, WORKERS)
+JOIN_PHASES: tuple[Phase, ...] = (PROVISION, BGP, PREPARE, CALICO_BGP, WORKERS, ANNOUNCE)

@@ -19,6 +19,7 @@ CALICO_ENV = f"DATASTORE_TYPE=kubernetes KUBECONFIG={ADMIN_CONF}"
 AVAILABLE = "'{.status.conditions[?(@.type==\"Available\")].status}'"
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 MANIFESTS = ("operator-crds.yaml", "tigera-operator.yaml")
+OPERATOR_CRDS = ("crd/installations.operator.tigera.io", "crd/apiservers.operator.tigera.io")
 
 
 def _digest(text: str | bytes) -> str:
@@ -49,6 +50,8 @@ def calico(run: Run) -> None:
     conn.run(f"mkdir -p {shlex.quote(run.remote_path('calico'))}", phase="calico", echo=False)
     for name in MANIFESTS:
         _apply_server_side(run, name, downloads.fetch(downloads.calico_manifest(version, name)))
+    # the API server serves a new CRD's kind only once it is Established
+    conn.run(f"{KUBECTL} wait --for=condition=Established --timeout=120s {' '.join(OPERATOR_CRDS)}", phase="calico")
     _apply_server_side(run, "installation.yaml", render_installation(run.plan))
     wait_calico(run)
 
@@ -98,13 +101,14 @@ def split_bgp_objects(text: str) -> tuple[str, str]:
     return dump(calico), dump(kube)
 
 
-def node_status_objects(names: list[str]) -> str:
-    """A CalicoNodeStatus per node: calico-node then reports its BIRD's sessions and routes there,
-    which `status` reads without logging in to every node."""
+def node_status_objects(names: list[str], period: int = 10) -> str:
+    """A CalicoNodeStatus per node: calico-node reports its BIRD's sessions and routes there.
+    Calico meant them for debugging (each costs the API server an update per period), so
+    `status` makes them, reads them and deletes them."""
     import yaml
 
     docs = [{"apiVersion": "projectcalico.org/v3", "kind": "CalicoNodeStatus", "metadata": {"name": f"v6kube-{name}"},
-             "spec": {"node": name, "classes": ["Agent", "BGP", "Routes"], "updatePeriodSeconds": 30}}
+             "spec": {"node": name, "classes": ["Agent", "BGP", "Routes"], "updatePeriodSeconds": period}}
             for name in names]
     return yaml.safe_dump_all(docs, sort_keys=False)
 
@@ -114,9 +118,32 @@ def _marker(run: Run) -> str:
 
 
 def _rendered_bgp(run: Run) -> str:
+    """bgp.yaml with the announce settings in force (what announce-services applied last, kept in
+    the state, else the cluster file's), so re-applying it never undoes announce-services."""
+    import dataclasses
+
+    from v6kube.config import Announce
+    from v6kube.phases.announce import options
     from v6kube.planner import render_bgp
 
-    return render_bgp(run.plan, run.secrets)
+    opts = options(run)
+    announced = Announce(service_cluster_ips=opts.cluster_ips, service_external_ips=list(opts.external_ips),
+                         service_loadbalancer_ips=[n for n in opts.load_balancer_ips if not isinstance(n, str)])
+    plan = dataclasses.replace(run.plan, cluster=run.plan.cluster.model_copy(update={"announce": announced}))
+    return render_bgp(plan, run.secrets)
+
+
+def _applied_digest(run: Run, text: str) -> str:
+    """An HMAC of the applied objects (they hold the BGP password) under a key kept in the state."""
+    import hmac
+    import secrets
+
+    key = run.state.fact("marker_key")
+    if key is None:
+        key = secrets.token_hex(16)
+        run.state.set_fact("marker_key", key)
+        run.state.save()
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def calico_bgp(run: Run) -> None:
@@ -124,20 +151,20 @@ def calico_bgp(run: Run) -> None:
     conn = run.connection(run.control_plane)
     text = _rendered_bgp(run)
     calico_objects, kube_objects = split_bgp_objects(text)
-    calico_objects += "---\n" + node_status_objects([n.name for n in run.cluster.nodes])
     secrets = [run.secrets.bgp_password] if run.secrets.bgp_password else []
-    if kube_objects:
+    if kube_objects:  # server-side: no last-applied annotation repeating the password in clear
         path = run.remote_path("calico", "bgp-secret.yaml")
         conn.upload(kube_objects, path, mode=0o600, phase="calico-bgp")
-        conn.run(f"{KUBECTL} apply -f {shlex.quote(path)}", phase="calico-bgp", secrets=secrets)
+        conn.run(f"{KUBECTL} apply --server-side --force-conflicts -f {shlex.quote(path)}; status=$?; "
+                 f"rm -f {shlex.quote(path)}; exit $status", phase="calico-bgp", secrets=secrets)
     path = run.remote_path("calico", "bgp.yaml")
     conn.upload(calico_objects, path, mode=0o600, phase="calico-bgp")
     conn.run(f"{CALICO_ENV} {CALICOCTL} apply -f {shlex.quote(path)}", phase="calico-bgp", secrets=secrets)
-    conn.upload(_digest(text) + "\n", _marker(run), mode=0o600, phase="calico-bgp")
+    conn.upload(_applied_digest(run, text) + "\n", _marker(run), mode=0o600, phase="calico-bgp")
 
 
 def bgp_applied(run: Run) -> bool:
     """The BGP objects last applied are the ones this run would apply (a marker holding their digest)."""
     conn = run.connection(run.control_plane)
     result = conn.run(f"cat {_marker(run)}", phase="calico-bgp", check=False, echo=False, log_output=False)
-    return result.ok and result.stdout.strip() == _digest(_rendered_bgp(run))
+    return result.ok and result.stdout.strip() == _applied_digest(run, _rendered_bgp(run))

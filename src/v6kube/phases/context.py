@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from ipaddress import IPv6Network
+from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, TypeVar
@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from v6kube import console, redact
 from v6kube.addressing import NodeAddress
 from v6kube.config import Cluster, Node
-from v6kube.errors import ProviderError, V6kubeError
+from v6kube.errors import ProviderError, StateError, V6kubeError
 from v6kube.providers.base import BGPNeighbor, BGPProject, Server
 from v6kube.state import State
 
@@ -74,6 +74,7 @@ class Run:
     timeouts: Timeouts = field(default_factory=Timeouts)
     only_nodes: tuple[str, ...] | None = None  # join-worker: the new nodes; None: every node
     connect_timeout: float | None = None  # status: a shorter SSH deadline than the file's
+    read_only: bool = False  # status: BGP facts from the state, no provider call that could create
     _connections: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -154,11 +155,7 @@ class Run:
         kept in the state, so they never move under a running cluster."""
         from v6kube import planner
 
-        neighbors = self.neighbors
-        first = neighbors[self.control_plane]
-        peers = tuple(dict.fromkeys(ip for n in neighbors.values() for ip in n.peer_ips))
-        password_source = "provider" if (first.password or self.bgp_project.password) else None
-        bgp = planner.BGPPlan(first.local_asn, first.peer_asn, peers, first.multihop, password_source)
+        bgp, max_prefix = self._bgp_facts()
         cluster = self.cluster
         recorded = self.state.fact("subnets")
         own = self._own_blocks()
@@ -169,13 +166,36 @@ class Run:
                                                         "service_subnet": IPv6Network(recorded["services"])})
             cluster = cluster.model_copy(update={"kubernetes": k8s})
         taken_by_others = tuple(getattr(self.provider, "find_taken_subnets", lambda: [])())
-        plan = planner.live_plan(cluster, self.block, self.node_addresses(), bgp, self.bgp_project.max_prefix,
+        plan = planner.live_plan(cluster, self.block, self.node_addresses(), bgp, max_prefix,
                                  taken=taken_by_others, source=self.source)
         if not recorded:
             self.state.set_fact("subnets", {"pods": str(plan.addresses.pod_subnet),
                                             "services": str(plan.addresses.service_subnet)})
             self.state.save()
         return plan
+
+    def _bgp_facts(self):
+        """BGP facts from the provider (find-then-create), recorded in the state; a read-only run
+        (status) takes the recorded ones and calls nothing that could create."""
+        from v6kube import planner
+
+        if self.read_only:
+            fact = self.state.fact("bgp")
+            if not fact:
+                raise StateError(f"no BGP facts recorded for {self.cluster.name}",
+                                 hint=f"run 'v6kube create {self.source}' first, or pass the right --state-dir")
+            bgp = planner.BGPPlan(fact["local_asn"], fact["peer_asn"], tuple(IPv6Address(p) for p in fact["peers"]),
+                                  fact["multihop"], "provider" if fact["password"] else None)
+            return bgp, fact["max_prefix"]
+        neighbors = self.neighbors
+        first = neighbors[self.control_plane]
+        peers = tuple(dict.fromkeys(ip for n in neighbors.values() for ip in n.peer_ips))
+        password = bool(first.password or self.bgp_project.password)
+        bgp = planner.BGPPlan(first.local_asn, first.peer_asn, peers, first.multihop, "provider" if password else None)
+        self.state.set_fact("bgp", {"local_asn": bgp.local_asn, "peer_asn": bgp.peer_asn, "peers": [str(p) for p in peers],
+                                    "multihop": bgp.multihop, "max_prefix": self.bgp_project.max_prefix,
+                                    "password": password})
+        return bgp, self.bgp_project.max_prefix
 
     @property
     def secrets(self):

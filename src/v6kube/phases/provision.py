@@ -71,7 +71,7 @@ def bgp(run: Run) -> None:
         run.state.set_server(name, peers=peers, peer_asn=neighbor.peer_asn, local_asn=neighbor.local_asn)
     console.progress("bgp", None, f"local AS {project.local_asn}, at most {project.max_prefix} prefixes per server, "
                                   f"MD5 password {'set' if project.password else 'none'}")
-    addresses = run.plan.addresses  # the pod and service subnets, chosen once, kept in the state
+    addresses = run.plan.addresses  # the pod and service subnets, chosen once, kept in the state (and the BGP facts)
     run.provider.record_subnets(list(run.servers.values()), [addresses.pod_subnet, addresses.service_subnet])
     run.state.save()
 

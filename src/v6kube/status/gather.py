@@ -1,10 +1,17 @@
-"""Gathering for `v6kube status`: the provider's servers, then over SSH on the control plane the
-Kubernetes nodes, the Calico block affinities and each node's BGP view (CalicoNodeStatus objects,
-which calico-node fills in). Anything that cannot be read becomes a row or note that says so."""
+"""Gathering for `v6kube status`: the provider's servers (a read-only call), then over SSH on the
+control plane the Kubernetes nodes, the Calico block affinities and each node's BGP view.
+
+The BGP view comes from CalicoNodeStatus objects, which calico-node fills in. Calico means them for
+debugging (every object costs the API server an update per period), so status makes one per node,
+waits until each is filled in, reads them and deletes them. Anything that cannot be read becomes
+a row or a note that says so: never a crash.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
+import time
 from typing import Any
 
 from v6kube import announce
@@ -13,14 +20,35 @@ from v6kube.status.cluster import node_blocks, node_rows, server_rows, sessions_
 from v6kube.status.report import Report, absent_node_sessions, compare_prefixes
 
 PHASE = "status"
+FILL_DEADLINE = 30.0  # seconds for calico-node to fill in a new CalicoNodeStatus
 
 
 def _read_json(conn: Any, command: str) -> Any:
     return json.loads(conn.run(command, phase=PHASE, echo=False, log_output=False).stdout or "{}")
 
 
+def _node_statuses(run: Any, conn: Any, names: list[str]) -> dict[str, dict]:
+    """Each node's CalicoNodeStatus, filled in (a node whose calico-node did not answer in time
+    has no entry)."""
+    from v6kube.phases.calico import CALICO_ENV, CALICOCTL, node_status_objects
+
+    path = run.remote_path("calico", "status.yaml")
+    conn.run(f"mkdir -p {shlex.quote(run.remote_path('calico'))}", phase=PHASE, echo=False)
+    conn.upload(node_status_objects(names), path, mode=0o600, phase=PHASE)
+    conn.run(f"{CALICO_ENV} {CALICOCTL} apply -f {shlex.quote(path)}", phase=PHASE, echo=False)
+    try:
+        deadline = time.monotonic() + FILL_DEADLINE
+        while True:
+            items = _read_json(conn, f"{CALICO_ENV} {CALICOCTL} get caliconodestatus -o json").get("items") or []
+            filled = {(i.get("spec") or {}).get("node"): i for i in items if i.get("status")}
+            if all(n in filled for n in names) or time.monotonic() >= deadline:
+                return filled
+            time.sleep(min(run.timeouts.poll, 2.0))
+    finally:
+        conn.run(f"{CALICO_ENV} {CALICOCTL} delete -f {shlex.quote(path)}", phase=PHASE, check=False, echo=False)
+
+
 def collect(run: Any) -> Report:
-    from v6kube.phases.calico import CALICO_ENV, CALICOCTL
     from v6kube.phases.context import KUBECTL
 
     names = [n.name for n in run.cluster.nodes]
@@ -30,28 +58,32 @@ def collect(run: Any) -> Report:
     except V6kubeError as exc:
         report.servers = server_rows(names, [])
         report.notes.append(f"the provider could not be read: {exc.message}")
-    nodes_json = affinities = statuses = None
+    nodes_json = affinities = None
+    statuses: dict[str, dict] = {}
     api_error = None
     try:
         conn = run.connection(run.control_plane)
         nodes_json = _read_json(conn, f"{KUBECTL} get nodes -o json")
         affinities = _read_json(conn, f"{KUBECTL} get blockaffinities.crd.projectcalico.org -o json")
-        statuses = _read_json(conn, f"{CALICO_ENV} {CALICOCTL} get caliconodestatus -o json")
+        statuses = _node_statuses(run, conn, names)
     except (V6kubeError, ValueError) as exc:
         api_error = exc.message if isinstance(exc, V6kubeError) else f"unreadable answer ({exc})"
-    by_node = {(item.get("spec") or {}).get("node"): item for item in (statuses or {}).get("items") or []}
-    unreachable = {n: api_error or "calico-node has not reported this node's BGP status"
-                   for n in names if api_error or not (by_node.get(n) or {}).get("status")}
+    unreachable = {n: api_error or "calico-node did not report this node's BGP status"
+                   for n in names if api_error or n not in statuses}
     report.nodes = node_rows(names, nodes_json, unreachable=unreachable, api_error=api_error)
     for name in names:
-        if name in by_node and name not in unreachable:
-            report.sessions += sessions_from_calico_node_status(by_node[name])
-    report.sessions += absent_node_sessions(report.nodes, run.plan.bgp.peers, report.sessions)
-    plan = announce.plan_announcement(run.plan, _announce_options(run))
-    expected = announce.expected_prefixes(plan, node_blocks(affinities or {}))
-    report.prefixes, report.unexpected = compare_prefixes(expected, {})
-    report.notes.append("prefixes: no router or provider view of what was learned is readable here, "
-                        "so each is shown as unknown")
+        if name in statuses:
+            report.sessions += sessions_from_calico_node_status(statuses[name])
+    try:
+        plan = run.plan
+        report.sessions += absent_node_sessions(report.nodes, plan.bgp.peers, report.sessions)
+        expected = announce.expected_prefixes(announce.plan_announcement(plan, _announce_options(run)),
+                                              node_blocks(affinities or {}))
+        report.prefixes, report.unexpected = compare_prefixes(expected, {})
+        report.notes.append("prefixes: no router or provider view of what was learned is read here, so each "
+                            "is shown as unknown")
+    except V6kubeError as exc:
+        report.notes.append(f"expected prefixes unknown: {exc.message}")
     return report
 
 
