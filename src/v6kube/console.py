@@ -1,12 +1,16 @@
 """The only module that prints. Progress and messages go to stderr, data to stdout.
 
 Rich markup and highlighting are off everywhere: rich would eat "[fd00::1]" and "[phase]".
-Every line passes through redact() so a registered secret never reaches the terminal.
+Every line passes through redact() so a registered secret never reaches the terminal, tracebacks
+included. NO_COLOR (any value) and TERM=dumb mean no escape codes at all. Tables on a pipe are as
+wide as the terminal the user sits at, or 100 columns without one; a cell is never split inside a
+word (an IPv6 literal must stay copyable), so a table of long words may still be wider.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from functools import lru_cache
@@ -15,8 +19,31 @@ from typing import Any, Iterable, Sequence
 from v6kube.redact import redact
 
 _lock = threading.Lock()
-NO_LIMIT = 100_000  # columns, for output that is not a terminal
+PIPE_WIDTH = 100  # columns for output that is not a terminal, when no terminal is known
 debug_enabled = False
+
+
+def plain() -> bool:
+    """No escape codes at all: NO_COLOR is set (https://no-color.org) or the terminal is dumb."""
+    return "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """ "1 node", "3 nodes", "0 nodes"; `words` for an irregular plural."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def _pipe_width() -> int:
+    """The width of the user's terminal when stdout is a pipe (`v6kube plan | less`), else 100."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stderr, sys.stdin):
+        try:
+            return os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            continue
+    return PIPE_WIDTH
 
 
 @lru_cache(maxsize=None)
@@ -24,10 +51,17 @@ def _console(stream: str):
     # rich is imported on first output, not at start-up (`--help` stays fast)
     from rich.console import Console
 
-    console = Console(stderr=(stream == "err"), markup=False, highlight=False, emoji=False, soft_wrap=True)
+    options = {"color_system": None} if plain() else {}
+    console = Console(stderr=(stream == "err"), markup=False, highlight=False, emoji=False, soft_wrap=True,
+                      **options)
     if stream == "out" and not console.is_terminal:
-        console.width = NO_LIMIT  # not 80 columns: tables keep one line per row for a pipe or a file
+        console.width = _pipe_width()
+    console.on_broken_pipe = _broken_pipe  # rich would exit 1 itself; cli.main() ends quietly instead
     return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError("the reader of the output went away")
 
 
 def _text(text: str, style: str | None = None):
@@ -82,11 +116,13 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     """A table on stdout. Cells are plain text (never markup) and no word in a cell is ever split:
     an IPv6 literal must stay copyable. A terminal narrower than the table wraps cells at spaces
     only; a pipe or file gets one line per row."""
+    from rich import box
     from rich.cells import cell_len
     from rich.table import Table
 
     texts = [[_text("" if cell is None else str(cell)) for cell in row] for row in rows]
-    t = Table(title=title, title_justify="left", show_lines=False)
+    t = Table(title=title, title_justify="left", show_lines=False,
+              box=box.ASCII if os.environ.get("TERM") == "dumb" else box.HEAVY_HEAD)
     for i, column in enumerate(columns):
         words = [w for row in texts for w in row[i].plain.split()] + column.split()
         t.add_column(column, min_width=max(map(cell_len, words), default=1))
@@ -97,6 +133,10 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
 
 def traceback() -> None:
-    """The current exception's traceback, only in --debug mode, never with local variables."""
-    with _lock:
-        _console("err").print_exception(show_locals=False)
+    """The current exception's traceback, for --debug: plain text, redacted (messages built from
+    API or remote data may carry a secret), never with local variables."""
+    from v6kube.redact import format_exception
+
+    exc = sys.exc_info()[1]
+    if exc is not None:
+        _emit("err", format_exception(exc).rstrip("\n"))
