@@ -49,6 +49,10 @@ class FieldProblem(ValueError):
         self.hint = hint
 
 
+def _show(value: Any) -> str:
+    return config_messages.show(value)
+
+
 def _raise_first(problems: list[Problem]) -> None:
     if problems:
         raise FieldProblem(problems[0].message, problems[0].hint)
@@ -58,13 +62,13 @@ def parse_ipv6_address(value: Any) -> IPv6Address:
     if isinstance(value, IPv6Address):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"expected an IPv6 address as a quoted string, got {value!r}")
+        raise ValueError(f"expected an IPv6 address as a quoted string, got {_show(value)}")
     try:
         parsed = ip_address(value.strip().strip("[]"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv6 address") from None
+        raise ValueError(f"{_show(value)} is not an IPv6 address") from None
     if isinstance(parsed, IPv4Address):
-        raise ValueError(f"{value!r} is IPv4; an IPv6 address is required here")
+        raise ValueError(f"{_show(value)} is IPv4; an IPv6 address is required here")
     return parsed
 
 
@@ -72,23 +76,23 @@ def parse_ipv6_network(value: Any) -> IPv6Network:
     if isinstance(value, IPv6Network):
         return value
     if not isinstance(value, str) or "/" not in value:
-        raise ValueError(f"expected an IPv6 prefix such as \"2001:db8::/64\", got {value!r}")
+        raise ValueError(f"expected an IPv6 prefix such as \"2001:db8::/64\", got {_show(value)}")
     try:
         net = ip_network(value.strip(), strict=True)
     except ValueError as exc:
         if "host bits set" in str(exc):
             fixed = ip_network(value.strip(), strict=False)
-            raise ValueError(f"{value!r} has host bits set; did you mean {str(fixed)!r}?") from None
-        raise ValueError(f"{value!r} is not an IPv6 prefix") from None
+            raise ValueError(f"{_show(value)} has host bits set; did you mean {str(fixed)!r}?") from None
+        raise ValueError(f"{_show(value)} is not an IPv6 prefix") from None
     if net.version != 6:
-        raise ValueError(f"{value!r} is IPv4; an IPv6 prefix is required here")
+        raise ValueError(f"{_show(value)} is IPv4; an IPv6 prefix is required here")
     return net
 
 
 def _dns_label(value: Any) -> str:
     if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):  # not match: "$" allows a final "\n"
         raise ValueError(
-            f"{value!r} is not a DNS label (lower-case letters, digits and '-', at most 63, "
+            f"{_show(value)} is not a DNS label (lower-case letters, digits and '-', at most 63, "
             "no underscores, no leading or trailing '-')"
         )
     return value
@@ -185,10 +189,10 @@ def _project_id(value: Any) -> str:
 
 def _kubernetes_version(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise FieldProblem(f"{value!r} is a number, not a version (YAML reads an unquoted 1.30 as 1.3)",
+        raise FieldProblem(f"{_show(value)} is a number, not a version (YAML reads an unquoted 1.30 as 1.3)",
                            'quote it, e.g. "1.33"')
     if not isinstance(value, str) or not K8S_VERSION.fullmatch(value):
-        raise FieldProblem(f"{value!r} is not a Kubernetes minor version",
+        raise FieldProblem(f"{_show(value)} is not a Kubernetes minor version",
                            'write 1.<minor> without leading zeros or a patch number, e.g. "1.33"')
     minor = int(value.split(".")[1])
     if not MIN_MINOR <= minor <= MAX_MINOR:

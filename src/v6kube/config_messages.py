@@ -5,6 +5,7 @@ should be ...", "String should match pattern ...") reaches the user.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 from typing import Any
@@ -85,7 +86,15 @@ def show(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"a {type(value).__name__} ({str(value)[:40]})"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data (!!binary)"
+    if isinstance(value, (set, frozenset)):
+        return "a set (!!set)"
+    if isinstance(value, datetime.datetime):
+        return f"the time {value.isoformat()} (YAML reads this unquoted value as a time)"
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()} (YAML reads this unquoted value as a date)"
+    return f"a {type(value).__name__}"
 
 
 def _message(err: dict) -> str | None:

@@ -59,9 +59,10 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     except OSError as exc:
         raise _fail(source, "(file)", f"cannot read the cluster file: {_reason(exc)}",
                     "check the path") from None
-    kind = _not_a_file(info.st_mode)
+    kind = _not_a_file(info)
     if kind:
-        raise _fail(source, "(file)", f"is {kind}, not a cluster file", "name a YAML file")
+        raise _fail(source, "(file)", f"is {kind}, not a cluster file",
+                    "name a YAML file; v6kube plan - < FILE reads one from stdin")
     regular = stat.S_ISREG(info.st_mode)
     if regular and info.st_size > MAX_BYTES:
         raise _too_large(source)
@@ -72,7 +73,7 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
         raise _fail(source, "(file)", f"cannot read the cluster file: {_reason(exc)}",
                     "check the path and its permissions") from None
     try:
-        kind = _not_a_file(os.fstat(fd).st_mode)  # it may have changed since stat()
+        kind = _not_a_file(os.fstat(fd))  # it may have changed since stat()
         if kind:
             raise _fail(source, "(file)", f"is {kind}, not a cluster file", "name a YAML file")
         return _read_fd(fd, source, regular)
@@ -80,14 +81,27 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
         os.close(fd)
 
 
-def _not_a_file(mode: int) -> str | None:
+def _not_a_file(info: os.stat_result) -> str | None:
+    mode = info.st_mode
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return None  # a regular file, or a pipe / FIFO (process substitution: v6kube plan <(...))
+    if stat.S_ISFIFO(mode) and info.st_dev != _pipefs_device():
+        # a named pipe may never get a writer; process substitution <(...) is an anonymous pipe
+        return "a named pipe (FIFO)"
+    return None  # a regular file, or an anonymous pipe (v6kube plan <(envsubst < cluster.yaml))
+
+
+def _pipefs_device() -> int:
+    read_end, write_end = os.pipe()
+    try:
+        return os.fstat(read_end).st_dev
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def _reason(exc: OSError) -> str:
@@ -172,6 +186,9 @@ def load_yaml(text: str, source: str) -> Any:
             return loader.construct_document(node)
         except yaml.YAMLError as exc:
             raise _syntax_error(exc, text, source) from None
+        except (ValueError, OverflowError, TypeError) as exc:  # int("1" * 5000): Python's digit limit
+            what = "a number has too many digits" if "digits" in str(exc) else "a value cannot be read"
+            raise _fail(source, "(file)", what, "write numbers of a few digits; quote anything else") from None
     finally:
         loader.dispose()
 
