@@ -113,23 +113,43 @@ def data_json(document: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table on stdout. Cells are plain text (never markup) and no word in a cell is ever split:
-    an IPv6 literal must stay copyable. A terminal narrower than the table wraps cells at spaces
-    only; a pipe or file gets one line per row."""
+    """A table on stdout, at most as wide as the console (see the module docstring). Cells are plain
+    text (never markup) and no word in a cell is ever split: an IPv6 literal must stay copyable, so
+    cells wrap at spaces only, and a table of long words may be wider than asked."""
     from rich import box
     from rich.cells import cell_len
     from rich.table import Table
 
     texts = [[_text("" if cell is None else str(cell)) for cell in row] for row in rows]
+    out = _console("out")
+    natural, shortest = [], []
+    for i, column in enumerate(columns):
+        cells = [row[i].plain for row in texts] + [column]
+        natural.append(max(cell_len(line) for cell in cells for line in (cell.splitlines() or [""])))
+        shortest.append(max((cell_len(w) for cell in cells for w in cell.split()), default=1))
+    room = out.width - 3 * len(columns) - 1  # borders and padding
+    widths = _fit(natural, shortest, room)
+    fits = sum(widths) <= room  # else the longest words decide, and rich keeps them whole
     t = Table(title=title, title_justify="left", show_lines=False,
               box=box.ASCII if os.environ.get("TERM") == "dumb" else box.HEAVY_HEAD)
-    for i, column in enumerate(columns):
-        words = [w for row in texts for w in row[i].plain.split()] + column.split()
-        t.add_column(column, min_width=max(map(cell_len, words), default=1))
+    for column, width, least in zip(columns, widths, shortest):
+        t.add_column(column, width=width if fits else None, min_width=least)
     for row in texts:
         t.add_row(*row)
     with _lock:
-        _console("out").print(t)
+        out.print(t)
+
+
+def _fit(natural: list[int], shortest: list[int], room: int) -> list[int]:
+    """Column widths within `room`: the widest wrappable column gives up a column at a time, never
+    below its longest word."""
+    widths = list(natural)
+    while sum(widths) > room:
+        slack, i = max((w - s, i) for i, (w, s) in enumerate(zip(widths, shortest)))
+        if slack <= 0:
+            break
+        widths[i] -= 1
+    return widths
 
 
 def traceback() -> None:
