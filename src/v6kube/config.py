@@ -30,6 +30,8 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 K8S_VERSION = re.compile(r"1\.(0|[1-9][0-9]*)")  # a minor, no leading zeros: "1.031" is not 1.31
 GLOBAL_UNICAST = IPv6Network("2000::/3")
 UNIQUE_LOCAL = IPv6Network("fc00::/7")
+MULTICAST = IPv6Network("ff00::/8")
+LINK_LOCAL = IPv6Network("fe80::/10")
 BLOCK_PREFIX_MIN = 40  # a cluster block is a /40 or smaller: a /32 is an ISP's allocation
 BLOCK_PREFIX_MAX = 112  # ... and a /112 or larger: it must hold the pod and service subnets
 MAX_TIMEOUT = 86400.0  # seconds: a day
@@ -152,7 +154,9 @@ def _routable_network(net: IPv6Network) -> IPv6Network:
         return net
     if net.prefixlen < 7:
         raise FieldProblem(f"{net} is far too large", "name the cluster's own prefix, e.g. \"2001:db8:0:2a00::/56\"")
-    raise FieldProblem(f"{net} is {_kind(net.network_address).replace('address', 'prefix')}",
+    kind = ("a multicast prefix" if net.subnet_of(MULTICAST) else "a link-local prefix" if net.subnet_of(LINK_LOCAL)
+            else "not a global unicast prefix")
+    raise FieldProblem(f"{net} is {kind}",
                        "use a global unicast prefix (2000::/3), or a ULA (fc00::/7) in a lab")
 
 
@@ -420,28 +424,24 @@ def check_cluster(cluster: Cluster) -> list[Problem]:
 
 
 def _off_link(i: int, node: Node, nodes: list[tuple[int, Node]]) -> list[Problem]:
-    """A gateway must be on the node's link. Which field is wrong: when other nodes use the same
-    gateway on their own links, the address (or its prefix_length) is, else the gateway."""
+    """A gateway must be on the node's link. Which field is wrong: when another node uses the same
+    gateway on its own link, this node's address (or prefix_length) is; otherwise the gateway."""
     if None in (node.address, node.gateway, node.prefix_length) or node.gateway.is_link_local:
         return []  # a link-local gateway (fe80::1) is on every link
-    lan = IPv6Network((node.address, node.prefix_length), strict=False)
-    if node.gateway in lan:
+    if node.gateway in _link(node):
         return []
-    agreeing = [j for j, other in nodes if other is not node and other.gateway == node.gateway
-                and other.address is not None and other.prefix_length is not None
-                and node.gateway in IPv6Network((other.address, other.prefix_length), strict=False)]
-    if agreeing:
-        their = IPv6Network((nodes_address(nodes, agreeing[0])), strict=False)
-        return [Problem(f"nodes[{i}].address", f"{node.address}/{node.prefix_length} is not on the link of its "
-                        f"gateway {node.gateway} ({their}, as nodes[{agreeing[0]}] is)",
-                        "check the address and prefix_length")]
-    return [Problem(f"nodes[{i}].gateway", f"{node.gateway} is not on the node's link {lan}",
+    for j, other in nodes:
+        if other is not node and other.gateway == node.gateway and None not in (other.address, other.prefix_length) \
+                and node.gateway in _link(other):
+            return [Problem(f"nodes[{i}].address", f"{node.address}/{node.prefix_length} is not on the link of its "
+                            f"gateway {node.gateway} ({_link(other)}, as nodes[{j}] is)",
+                            "check the address and prefix_length")]
+    return [Problem(f"nodes[{i}].gateway", f"{node.gateway} is not on the node's link {_link(node)}",
                     "the gateway must be inside the node's address/prefix_length, or link-local (fe80::/10)")]
 
 
-def nodes_address(nodes: list[tuple[int, Node]], index: int) -> tuple[IPv6Address, int]:
-    other = dict(nodes)[index]
-    return other.address, other.prefix_length
+def _link(node: Node) -> IPv6Network:
+    return IPv6Network((node.address, node.prefix_length), strict=False)
 
 
 # --- an invalid file's valid parts, for the checks across fields ----------------------------
