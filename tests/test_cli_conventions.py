@@ -220,3 +220,17 @@ def test_run_in_netns_without_root_says_it_needs_root():
                              str(ROOT / "tests" / "run-in-netns"), "true"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "needs root" in result.stderr and "mount" not in result.stderr
+
+
+def test_a_table_of_long_words_becomes_records_that_fit():
+    script = ("from v6kube import console\n"
+              "url = 'https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/tigera-operator.yaml'\n"
+              "console.table('Downloads checked against a checksum kept in the cache', ['url', 'checked against'],\n"
+              "              [(url, 'https://github.com/projectcalico/calico/releases/download/v3.30.3/SHA256SUMS')])\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                            stdin=subprocess.DEVNULL, timeout=60)
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, lines
+    assert "  url: https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/tigera-operator.yaml" in lines
+    assert "  checked against: https://github.com/projectcalico/calico/releases/download/v3.30.3/SHA256SUMS" in lines

@@ -114,8 +114,9 @@ def data_json(document: Any) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table on stdout, at most as wide as the console (see the module docstring). Cells are plain
-    text (never markup) and no word in a cell is ever split: an IPv6 literal must stay copyable, so
-    cells wrap at spaces only, and a table of long words may be wider than asked."""
+    text (never markup) and no word in a cell is ever split: an IPv6 literal or a URL must stay
+    copyable, so cells wrap at spaces only. When even the longest words do not fit side by side,
+    each row is printed as "column: value" lines instead (as kubectl describe does)."""
     from rich import box
     from rich.cells import cell_len
     from rich.table import Table
@@ -129,15 +130,37 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         shortest.append(max((cell_len(w) for cell in cells for w in cell.split()), default=1))
     room = out.width - 3 * len(columns) - 1  # borders and padding
     widths = _fit(natural, shortest, room)
-    fits = sum(widths) <= room  # else the longest words decide, and rich keeps them whole
-    t = Table(title=title, title_justify="left", show_lines=False,
-              box=box.ASCII if os.environ.get("TERM") == "dumb" else box.HEAVY_HEAD)
+    if sum(widths) > room:
+        _records(title, columns, [[cell.plain for cell in row] for row in texts], out.width)
+        return
+
+    t = Table(show_lines=False, box=box.ASCII if os.environ.get("TERM") == "dumb" else box.HEAVY_HEAD)
     for column, width, least in zip(columns, widths, shortest):
-        t.add_column(column, width=width if fits else None, min_width=least)
+        t.add_column(column, width=width, min_width=least)
     for row in texts:
         t.add_row(*row)
     with _lock:
+        out.print(_text("\n".join(_wrap(title, out.width))))
         out.print(t)
+
+
+def _records(title: str, columns: Sequence[str], rows: list[list[str]], width: int) -> None:
+    """A table too wide for the console, one "column: value" line per cell, rows apart."""
+    lines = _wrap(title, width)
+    for row in rows:
+        lines.append("")
+        for column, cell in zip(columns, row):
+            lines += _wrap(f"{column}: {cell}", width, "  ", "    ")
+    with _lock:
+        _console("out").print(_text("\n".join(lines) + "\n"))
+
+
+def _wrap(text: str, width: int, indent: str = "", more: str = "") -> list[str]:
+    """Lines of at most `width` columns, broken at spaces only (never inside an address or a URL)."""
+    import textwrap
+
+    return textwrap.wrap(text, width=max(width, 20), initial_indent=indent, subsequent_indent=more,
+                         break_long_words=False, break_on_hyphens=False) or [indent]
 
 
 def _fit(natural: list[int], shortest: list[int], room: int) -> list[int]:
