@@ -159,8 +159,9 @@ def _wrap(text: str, width: int, indent: str = "", more: str = "") -> list[str]:
     """Lines of at most `width` columns, broken at spaces only (never inside an address or a URL)."""
     import textwrap
 
-    return textwrap.wrap(text, width=max(width, 20), initial_indent=indent, subsequent_indent=more,
-                         break_long_words=False, break_on_hyphens=False) or [indent]
+    lines = textwrap.wrap(text, width=max(width, 20), initial_indent=indent, subsequent_indent=more,
+                          break_long_words=False, break_on_hyphens=False) or [indent]
+    return [line.strip() if len(line) > width else line for line in lines]  # a long word: no indent
 
 
 def _fit(natural: list[int], shortest: list[int], room: int) -> list[int]:
