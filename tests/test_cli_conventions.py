@@ -123,10 +123,12 @@ def test_no_escape_codes_with_no_color_or_a_dumb_terminal(variable, tmp_path):
 # --- pipes -------------------------------------------------------------------------------------
 
 
-def test_a_closed_pipe_ends_quietly_like_cat():
+@pytest.mark.parametrize("args", [["plan", PACKET], ["plan", PACKET, "-o", "json"], ["--help"], ["plan", "-h"],
+                                  ["--version"]])
+def test_a_closed_pipe_ends_quietly_like_cat(args):
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before v6kube writes a byte (as `| head -0`)
-    process = subprocess.Popen([sys.executable, "-m", "v6kube", "plan", PACKET], stdout=write_end,
+    process = subprocess.Popen([sys.executable, "-m", "v6kube", *map(str, args)], stdout=write_end,
                                stderr=subprocess.PIPE)
     os.close(write_end)
     _, err = process.communicate(timeout=120)
@@ -136,6 +138,17 @@ def test_a_closed_pipe_ends_quietly_like_cat():
     cat = subprocess.Popen(["cat", str(PACKET)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cat.stdout.close()
     assert cat.wait(timeout=10) in (0, -13) and cat.stderr.read() == b""  # cat: killed by SIGPIPE, silent
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(tmp_path):
+    """A BrokenPipeError from a socket (an SSH or API connection) must never pass for a closed stdout."""
+    script = ("import sys\nfrom v6kube import cli, planner\n"
+              "def broken(plan, secrets=None):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+              "planner.render_files = broken\nsys.argv = ['v6kube', *sys.argv[1:]]\ncli.main()\n")
+    result = subprocess.run([sys.executable, "-c", script, "plan", str(PACKET), "--out", str(tmp_path / "p")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "internal error: BrokenPipeError" in result.stderr
 
 
 def test_piped_tables_are_at_most_100_columns_without_a_terminal():

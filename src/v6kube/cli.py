@@ -5,7 +5,9 @@ Keep imports of paramiko, requests, jinja2 and pydantic inside the commands: `--
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import errno
 import os
 import sys
 from pathlib import Path
@@ -43,9 +45,35 @@ class V6kubeGroup(TyperGroup):
         console.debug_enabled = False
         return super().parse_args(ctx, args)
 
+    # help and usage text is printed while parsing (make_context), the command's output in invoke
+    def make_context(self, *args, **kwargs):
+        with _output_guard():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _output_guard():
+            return super().invoke(ctx)
+
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         return name, command, _take_global_options(rest)
+
+
+@contextlib.contextmanager
+def _output_guard():
+    """A write to a closed stdout becomes console.OutputClosed, before click turns it into exit 1."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        if console.stdout_closed():
+            raise console.OutputClosed() from None
+        raise _CarriedPast(exc) from exc  # a socket's: click would end with exit 1 and no message
+
+
+class _CarriedPast(Exception):
+    """An EPIPE that is not stdout's (a socket's), carried past click to main(), which reports it."""
 
 
 def _take_global_options(args: list[str]) -> list[str]:
@@ -198,7 +226,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False, prog_name="v6kube")
         sys.stdout.flush()  # here, not at exit: a closed pipe must be handled below
-    except BrokenPipeError:
+    except console.OutputClosed:
         _closed_pipe()
     except V6kubeError as exc:
         _fail(exc.message, exc.hint, exc.exit_code)
@@ -209,7 +237,12 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail("interrupted", None, Interrupted.exit_code)
     except Exception as exc:  # a bug: say so without a traceback unless --debug
+        if isinstance(exc, BrokenPipeError) and console.stdout_closed():  # the final flush
+            _closed_pipe()
+        exc = exc.__cause__ if isinstance(exc, _CarriedPast) else exc
         _fail(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug for the traceback", 1)
+    if code == Interrupted.exit_code:  # typer turns Ctrl-C into Exit(130)
+        _fail("interrupted", None, Interrupted.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

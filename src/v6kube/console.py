@@ -60,8 +60,25 @@ def _console(stream: str):
     return console
 
 
+class OutputClosed(Exception):
+    """The reader of our output went away (`v6kube plan x.yaml | head`). Not an OSError, so that
+    nothing on the way up mistakes it for another failure; cli.main() ends quietly on it."""
+
+
 def _broken_pipe() -> None:
-    raise BrokenPipeError("the reader of the output went away")
+    raise OutputClosed()
+
+
+def stdout_closed() -> bool:
+    """Is stdout a pipe whose reader has gone? (A BrokenPipeError may also come from a socket.)"""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _text(text: str, style: str | None = None):
@@ -108,8 +125,11 @@ def data(text: str) -> None:
 def data_json(document: Any) -> None:
     text = json.dumps(document, indent=2, sort_keys=False, default=str)
     with _lock:
-        sys.stdout.write(redact(text) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(redact(text) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise OutputClosed() from None
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
