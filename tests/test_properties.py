@@ -201,3 +201,29 @@ def test_gathered_facts_parse_into_facts_or_a_typed_error(text):
         facts.os.key and nodeops.os_key(facts.os.key)
     except UnsupportedOS:
         pass
+
+
+# --- API answers (Packet / Equinix Metal) -------------------------------------------------------
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                                     st.text(max_size=20)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                   st.dictionaries(st.sampled_from(["error", "errors", "x"]), inner,
+                                                                   max_size=3)), max_leaves=10)
+bodies = st.one_of(st.none(), st.binary(max_size=300), st.text(max_size=300),
+                   json_values.map(lambda v: __import__("json").dumps(v)))
+header_values = st.one_of(st.text(max_size=30), st.sampled_from(["nan", "inf", "-inf", "1e999", "-5", "0", "120",
+                                                                 "Wed, 21 Oct 2015 07:28:00 GMT", "9999999999"]))
+
+
+@PROPERTY
+@given(st.integers(100, 599), st.text(max_size=20) | st.none(), bodies,
+       st.dictionaries(st.sampled_from(["Retry-After", "X-RateLimit-Reset", "X-RateLimit-Remaining"]), header_values))
+def test_any_api_failure_answer_becomes_a_typed_error(status, reason, body, headers):
+    from v6kube.errors import ProviderError
+    from v6kube.providers.metal_api import api_messages, error_for, retry_delay
+
+    assert all(isinstance(m, str) for m in api_messages(body))
+    assert isinstance(error_for("GET", "/x", status, reason, headers, body), ProviderError)
+    wait = retry_delay(status, headers, clock=lambda: 1_700_000_000.0)
+    assert wait is None or (wait >= 0 and wait != float("inf") and wait == wait)  # finite, never NaN
