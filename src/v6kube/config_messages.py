@@ -102,6 +102,9 @@ def _message(err: dict) -> str | None:
     kind, ctx = err["type"], err.get("ctx") or {}
     value = show(err.get("input"))
     if kind in ("int_type", "int_parsing", "int_from_float"):
+        raw = err.get("input")
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            return f"{value} is text: write the number without quotes"
         return f"{value} is not a whole number"
     if kind in ("float_type", "float_parsing"):
         return f"{value} is not a number"
