@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from testbed.lab import Lab, missing_prerequisites, target_for  # noqa: E402
-from v6kube.nodeops import PrepareSpec, prepare_nodes  # noqa: E402
+from v6kube.nodes import PrepareSpec, prepare_nodes  # noqa: E402
 from v6kube.ssh import SSHOptions, open_connections  # noqa: E402
 
 OSES = ("debian-12", "ubuntu-22.04", "ubuntu-24.04")

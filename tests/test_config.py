@@ -309,7 +309,7 @@ def test_ula_and_global_resolvers_are_accepted(resolver):
     assert str(parse_cluster(yaml.safe_dump(doc)).kubernetes.dns_resolvers[0]) == resolver
 
 
-@pytest.mark.parametrize("name", ["packet", "static", "minimal"])
+@pytest.mark.parametrize("name", ["packet", "static", "minimal", "phoenixnap"])
 def test_examples_are_valid(name):
     cluster = load_cluster(EXAMPLES / f"{name}.yaml")
     assert cluster.control_plane.role == "control-plane"

@@ -18,16 +18,11 @@ from v6kube.errors import (
     ServerError,
     Unprocessable,
     UsageError,
-)
-from v6kube.providers.metal_api import (
-    DEFAULT_BASE_URL,
     ConnectionFailed,
-    MetalClient,
-    base_url_from,
-    token_from_env,
 )
+from v6kube.providers.packet.client import DEFAULT_BASE_URL, MetalClient, base_url_from, token_from_env
 
-from fakes.metal_api import FakeMetal
+from fakes.metal_api import FakeMetal, ManualClock
 
 TOKEN = "client-test-token-3f9a8b7c6d5e4f30"
 DEVICES = r"/projects/[^/]+/devices"
@@ -172,18 +167,50 @@ def test_backoff_is_exponential_capped_and_jittered(api, sleeps):
     assert low == [0.5, 1.0]  # jitter keeps at least half the delay
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
-def test_gateway_errors_are_retried_for_get(api, client, status):
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_retried_for_get(api, client, status):
+    """A one-off 500 on a read ("Oh snap") no longer aborts a run: reads are retried on every 5xx."""
     api.add_fault("GET", DEVICES, status=status, times=2)
     assert client.get(devices_path(api))["devices"] == []
     assert api.count("GET", DEVICES) == 3
 
 
-def test_500_is_not_retried(api, client):
-    api.add_fault("GET", DEVICES, status=500)
+def test_500_that_persists_is_a_server_error_after_the_attempts(api, sleeps):
+    c = MetalClient(TOKEN, api.url, attempts=3, sleep=sleeps, rng=lambda: 0.0)
+    api.add_fault("GET", DEVICES, status=500, times=0)
+    with pytest.raises(ServerError) as info:
+        c.get(devices_path(api), what="cp-0 (device 1234)")
+    assert api.count("GET", DEVICES) == 3
+    assert str(info.value).startswith("cp-0 (device 1234): GET ")
+
+
+def test_every_retry_loop_has_a_total_deadline(api):
+    """A long rate limit does not mean 20 silent minutes: the retries stop at the retry budget."""
+    clock = ManualClock()
+    c = MetalClient(TOKEN, api.url, attempts=10, max_wait=300, retry_budget=400, sleep=clock.sleep, clock=clock)
+    api.add_fault("GET", DEVICES, status=429, headers={"Retry-After": "250"}, times=0)
+    with pytest.raises(RateLimited):
+        c.get(devices_path(api))
+    assert clock.slept == [250.0]  # the second 250 s wait would pass the 400 s budget
+    assert api.count("GET", DEVICES) == 2
+
+
+def test_a_long_wait_is_shown_on_the_console_without_debug(api, capsys):
+    clock = ManualClock()
+    c = MetalClient(TOKEN, api.url, sleep=clock.sleep, clock=clock)
+    api.add_fault("GET", DEVICES, status=429, headers={"Retry-After": "60"})
+    api.add_fault("GET", DEVICES, status=503, headers={"Retry-After": "1"})
+    c.get(devices_path(api))
+    err = capsys.readouterr().err
+    assert "[provision] waiting 60 s: rate limited by the API" in err
+    assert "waiting 1 s" not in err  # a short wait stays quiet
+
+
+def test_post_is_not_retried_after_500(api, client):
+    api.add_fault("POST", DEVICES, status=500)
     with pytest.raises(ServerError):
-        client.get(devices_path(api))
-    assert api.count("GET", DEVICES) == 1
+        client.post(devices_path(api), {"hostname": "x"})
+    assert api.count("POST", DEVICES) == 1
 
 
 def test_connection_reset_is_retried_for_get(api, client, sleeps):

@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from ipaddress import IPv6Network
+
 import pytest
 from pydantic import BaseModel
 
@@ -19,7 +21,7 @@ from v6kube.errors import NotFound, ProviderError
 from v6kube.providers import make_provider
 from v6kube.providers.base import CONTROL_PLANE, WORKER, ServerSpec
 from v6kube.providers.hostkeys import generate_host_key
-from v6kube.providers.metal_api import MetalClient
+from v6kube.providers.packet.client import MetalClient
 
 from fakes.metal_api import FakeMetal, ManualClock
 
@@ -64,12 +66,20 @@ def metal():
 
 @pytest.fixture(scope="module")
 def traffic():
-    """Every request of a provisioning run, re-run and teardown, with faults, as the fake saw them."""
+    """Every request of two provisioning runs (BGP with and without a password), re-run and
+    teardown, with faults, as the fake saw them."""
+    return run_traffic(password=True) + run_traffic(password=False)
+
+
+def run_traffic(password: bool) -> list:
     clock = ManualClock()
     with FakeMetal(token=TOKEN, clock=clock, durations={"queued": 30, "provisioning": 300},
-                   neighbor_delay_polls=1) as api:
+                   neighbor_delay_polls=1, session_up_delay=60) as api:
+        provider_block = {"type": "packet", "project": api.project_id}
+        if password:
+            provider_block["bgp_password_env"] = "PW"
         cluster = Cluster.model_validate({
-            "name": "contract", "provider": {"type": "packet", "project": api.project_id, "bgp_password_env": "PW"},
+            "name": "contract", "provider": provider_block,
             "nodes": [{"name": "cp-0", "role": "control-plane"}, {"name": "w-0", "role": "worker"}]})
         client = MetalClient(TOKEN, api.url, sleep=clock.sleep, clock=clock)
         provider = make_provider(cluster, client=client, environ={"PW": "Contract1234"}, sleep=clock.sleep,
@@ -77,7 +87,8 @@ def traffic():
         specs = []
         for i, node in enumerate(cluster.nodes):
             public, private = generate_host_key()
-            specs.append(ServerSpec(node.name, CONTROL_PLANE if i == 0 else WORKER, public, private))
+            specs.append(ServerSpec(node.name, CONTROL_PLANE if i == 0 else WORKER, public, private,
+                                    subnets=(IPv6Network("2604:1380:4641:c501::/64"),)))
         api.add_fault("GET", r"/projects/[^/]+/devices", status=429, headers={"Retry-After": "1"})
         api.add_fault("POST", r"/projects/[^/]+/devices", status=500)
         for _ in range(2):
@@ -85,6 +96,8 @@ def traffic():
             servers = provider.wait_servers(provider.ensure_servers(specs), 3600)
             provider.ensure_bgp_sessions(servers)
             provider.find_block()
+            provider.find_taken_subnets()
+            clock.sleep(60)  # the sessions come up: their status moves from "unknown" to "up"
         # a duplicate session (422), a gone device (404), a failed device (403), a bad token (401)
         api.add_fault("GET", r"/devices/[^/]+/bgp/sessions", status=200, body={"bgp_sessions": []})
         provider.ensure_bgp_session(servers[0])
@@ -241,11 +254,36 @@ def _openapi_to_jsonschema(node: object) -> object:
     return converted
 
 
+def format_checker():
+    """uuid and date-time checked for real (jsonschema checks date-time only with an optional extra)."""
+    import uuid as _uuid
+    from datetime import datetime
+
+    from jsonschema import FormatChecker
+
+    checker = FormatChecker()
+
+    @checker.checks("uuid", raises=ValueError)
+    def _is_uuid(value: object) -> bool:
+        return not isinstance(value, str) or str(_uuid.UUID(value)) == value.lower()
+
+    @checker.checks("date-time", raises=ValueError)
+    def _is_date_time(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        if "T" not in value.upper() or not (value.endswith("Z") or value[-6] in "+-"):
+            raise ValueError("RFC 3339 date-time needs a T and a time zone")
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return True
+
+    return checker
+
+
 def _spec_validator(spec: dict, schema: dict):
     from jsonschema import Draft4Validator
 
     document = {**_openapi_to_jsonschema(schema), "components": _openapi_to_jsonschema(spec["components"])}
-    return Draft4Validator(document, format_checker=Draft4Validator.FORMAT_CHECKER)
+    return Draft4Validator(document, format_checker=format_checker())
 
 
 def test_every_request_body_and_success_response_is_valid_for_the_spec_schemas(spec, traffic):
@@ -276,3 +314,28 @@ def test_the_spec_schema_check_catches_a_wrong_body(spec):
     validator = _spec_validator(spec, operation["requestBody"]["content"]["application/json"]["schema"])
     assert list(validator.iter_errors({"address_family": "ipv6", "default_route": False})) == []
     assert list(validator.iter_errors({"address_family": "inet6", "default_route": "no"}))
+
+
+def test_the_spec_schema_check_catches_bad_formats(spec):
+    """The drift the format check exists for: an empty id and a date without a time zone."""
+    _, operation = _operation(spec, "GET", "/projects/x/bgp-config")
+    validator = _spec_validator(spec, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert list(validator.iter_errors({"id": str(__import__("uuid").uuid4()), "created_at": "2026-01-02T03:04:05Z"})) == []
+    assert list(validator.iter_errors({"id": ""}))
+    assert list(validator.iter_errors({"created_at": "2026-01-02 03:04"}))
+
+
+def test_both_bgp_cases_were_exercised(traffic):
+    neighbours = [n for r in traffic if r.path.endswith("/bgp/neighbors") and r.status == 200
+                  for n in r.response["bgp_neighbors"]]
+    assert any(n.get("md5_enabled") and n.get("md5_password") for n in neighbours)
+    assert any(not n["md5_enabled"] and "md5_password" not in n for n in neighbours)
+
+
+def test_session_status_moved_through_the_documented_values(traffic):
+    statuses = {r.response["status"] for r in traffic if r.method == "POST" and r.path.endswith("/bgp/sessions")
+                and r.status == 201}
+    statuses |= {s["status"] for r in traffic if r.method == "GET" and r.path.endswith("/bgp/sessions")
+                 and r.status == 200 for s in r.response["bgp_sessions"]}
+    assert "unknown,unknown" in statuses and "up,up" in statuses
+    assert all(set(s.split(",")) <= {"unknown", "up", "down"} for s in statuses)

@@ -1,4 +1,4 @@
-"""nodeops without a node: fact parsers, the gathered-output splitter, file writes, specs."""
+"""Node preparation without a node: fact parsers, the gathered-output splitter, file writes, specs."""
 
 from __future__ import annotations
 
@@ -11,24 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from v6kube.errors import UnsupportedOS, UsageError
-from v6kube.nodeops import (
+from v6kube.nodes.apply import check_script
+from v6kube.nodes.facts import (
     FACT_MARKER,
     FACTS,
     Route,
-    PrepareSpec,
-    check_script,
     gather_script,
-    os_key,
     parse_files,
     parse_fstab_swaps,
     parse_os_release,
     parse_packages,
     parse_routes,
     split_gathered,
-    steps_for,
-    OSRelease,
-    write_file,
 )
+from v6kube.nodes.plan import steps_for
+from v6kube.nodes.spec import OSRelease, PrepareSpec, os_key
+from v6kube.nodes.step import write_file
 
 
 def test_os_release():
@@ -94,7 +92,7 @@ def test_the_files_fact_command_round_trips_real_files(tmp_path: Path):
     for name, content in contents.items():
         (tmp_path / name).write_text(content)
     paths = [str(tmp_path / n) for n in contents] + [str(tmp_path / "missing")]
-    from v6kube.nodeops import _files_command
+    from v6kube.nodes.facts import _files_command
 
     output = subprocess.run(["sh", "-c", _files_command(paths)], capture_output=True, text=True).stdout
     assert parse_files(output) == {str(tmp_path / n): c for n, c in contents.items()}

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from v6kube import errors
-from v6kube.nodeops import Facts, PrepareSpec, plan_node
+from v6kube.nodes import Facts, PrepareSpec, plan_node
 
 CASES = Path(__file__).parent / "nodeops_cases"
 DEFAULT_SPEC = {
@@ -32,9 +32,8 @@ DEFAULT_SPEC = {
     "peers": ["fd6b:7636:1:ffff::e", "fd6b:7636:1:ffff::f"],
 }
 STEP_NAMES = ["swap-off", "kernel-modules", "sysctls", "resolvers-resolved", "resolvers-resolv-conf", "kubelet-resolvers",
-              "peer-routes",
-              "peer-routes-at-boot", "docker-repo", "kubernetes-repo", "packages", "packages-held",
-              "containerd-config"]
+              "networkd-keeps-routes", "peer-routes", "peer-routes-at-boot", "base-packages", "docker-repo",
+              "kubernetes-repo", "packages", "packages-held", "containerd-config"]
 
 
 def load_case(path: Path) -> dict:

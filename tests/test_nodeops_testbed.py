@@ -10,13 +10,8 @@ import time
 import pytest
 
 from testbed.lab import BGP_PASSWORD, Lab, Node, target_for
-from v6kube.errors import RemoteCommandFailed, UnsupportedOS
-from v6kube.nodeops import (
-    CONTAINERD_CONFIG,
-    KUBERNETES_LIST,
-    MODULES_FILE,
-    RESOLVED_DROPIN,
-    SYSCTL_FILE,
+from v6kube.errors import DownloadHostUnreachable, RemoteCommandFailed, UnsupportedOS
+from v6kube.nodes import (
     PrepareSpec,
     StepResult,
     check_script,
@@ -26,6 +21,15 @@ from v6kube.nodeops import (
     render_prepare_script,
     step_script,
     steps_for,
+)
+from v6kube.nodes.managed import (
+    CONTAINERD_CONFIG,
+    DOCKER_SOURCES,
+    KUBERNETES_LIST,
+    MODULES_FILE,
+    NETWORKD_DROPIN,
+    RESOLVED_DROPIN,
+    SYSCTL_FILE,
 )
 from v6kube.ssh import open_connections
 
@@ -113,8 +117,12 @@ def read_back(lab: Lab, node: Node) -> None:
     assert "version = 3" in config.splitlines()
     assert "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  SystemdCgroup = true" in config
     assert "https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /" in lab.read_file(node, KUBERNETES_LIST)
-    codename = {"debian-12": "debian bookworm", "ubuntu-22.04": "ubuntu jammy", "ubuntu-24.04": "ubuntu noble"}[node.os]
-    assert f"https://download.docker.com/linux/{codename} stable" in lab.read_file(node, "/etc/apt/sources.list.d/docker.list")
+    os_id, codename = {"debian-12": ("debian", "bookworm"), "ubuntu-22.04": ("ubuntu", "jammy"),
+                       "ubuntu-24.04": ("ubuntu", "noble")}[node.os]
+    assert (f"URIs: https://download.docker.com/linux/{os_id}\nSuites: {codename}\nComponents: stable\n"
+            "Architectures: amd64\n") in lab.read_file(node, DOCKER_SOURCES)
+    assert lab.read_file(node, "/etc/apt/sources.list.d/docker.list") is None
+    assert "  sandbox = 'registry.k8s.io/pause:3.10'\n" in config
     assert (node.state_dir / "dpkg" / "kubelet").read_text().startswith("1.33.")
     assert (node.state_dir / "dpkg" / "containerd.io").read_text().startswith("2.")
     assert sorted(p.name for p in (node.state_dir / "holds").iterdir()) == ["kubeadm", "kubectl", "kubelet"]
@@ -291,11 +299,7 @@ def test_packages_wait_for_a_dpkg_lock_held_by_someone_else(lab, new_node, ssh_o
 
 def test_a_failing_step_names_the_step_and_the_other_nodes_finish(lab, new_node, ssh_options):
     blocked, fine = new_node(os_name="debian-12"), new_node(os_name="debian-12")
-    # kubelet 1.32 installed and held: apt refuses to change it, as a real apt would.
-    (blocked.state_dir / "dpkg").mkdir()
-    (blocked.state_dir / "holds").mkdir()
-    (blocked.state_dir / "dpkg" / "kubelet").write_text("1.32.9-1.1\n")
-    (blocked.state_dir / "holds" / "kubelet").write_text("")
+    (blocked.state_dir / "apt-get.fail").write_text("E: Sub-process /usr/bin/dpkg returned an error code (1)\n")
     connections = connections_for([blocked, fine], ssh_options)
     try:
         with pytest.raises(RemoteCommandFailed) as failed:
@@ -303,8 +307,110 @@ def test_a_failing_step_names_the_step_and_the_other_nodes_finish(lab, new_node,
     finally:
         close_all(connections)
     assert str(failed.value).startswith(f"{blocked.name}: command failed with exit status 100: step packages")
-    assert "Held packages were changed" in str(failed.value)
+    assert "dpkg returned an error code" in str(failed.value)
     assert not any(r.changed for r in plan_node_for(lab, fine, ssh_options))
+
+
+def test_a_minor_change_on_a_prepared_node_unholds_installs_and_holds_again(lab, new_node, ssh_options):
+    node = new_node(os_name="ubuntu-24.04")
+    connections = connections_for([node], ssh_options)
+    try:
+        prepare_nodes(connections, {node.name: spec_for(lab, node, "1.33")})
+        assert sorted(p.name for p in (node.state_dir / "holds").iterdir()) == ["kubeadm", "kubectl", "kubelet"]
+        since = len(lab.calls(node))
+        changed = prepare_nodes(connections, {node.name: spec_for(lab, node, "1.34")})[node.name]
+        assert [r.step for r in changed if r.changed] == ["kubernetes-repo", "packages", "containerd-config"]
+        assert not any(r.changed for r in prepare_nodes(connections, {node.name: spec_for(lab, node, "1.34")})[node.name])
+    finally:
+        close_all(connections)
+    calls = changing_calls(lab, node, since)
+    unhold = calls.index("apt-mark unhold kubelet kubeadm kubectl")
+    install = next(i for i, c in enumerate(calls) if c.startswith("apt-get install") and "kubelet=1.34.*" in c)
+    hold = calls.index("apt-mark hold kubelet kubeadm kubectl", install)
+    assert unhold < install < hold
+    assert not any("--allow-change-held-packages" in c for c in calls)
+    for package in ("kubelet", "kubeadm", "kubectl"):
+        assert (node.state_dir / "dpkg" / package).read_text().startswith("1.34.")
+    assert sorted(p.name for p in (node.state_dir / "holds").iterdir()) == ["kubeadm", "kubectl", "kubelet"]
+    assert "https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /" in lab.read_file(node, KUBERNETES_LIST)
+    assert "  sandbox = 'registry.k8s.io/pause:3.10.1'\n" in lab.read_file(node, CONTAINERD_CONFIG)
+
+
+def test_a_minimal_image_gets_curl_and_ca_certificates_first(lab, new_node, ssh_options):
+    node = new_node(os_name="debian-12", minimal=True)
+    connections = connections_for([node], ssh_options)
+    try:
+        result = connections[node.name].run("curl -fsSL https://download.docker.com/linux/debian/gpg", check=False)
+        assert result.exit_status == 127  # the image really has no curl
+        prepare_nodes(connections, {node.name: spec_for(lab, node)})
+        assert not any(r.changed for r in plan_node(gather_facts(connections[node.name]), spec_for(lab, node)))
+    finally:
+        close_all(connections)
+    calls = lab.calls(node)
+    base = next(i for i, c in enumerate(calls) if c.startswith("apt-get install") and c.endswith(" curl ca-certificates"))
+    first_curl = next(i for i, c in enumerate(calls) if c.startswith("curl -fsSL --retry"))  # a key fetch
+    assert base < first_curl
+    assert (node.state_dir / "dpkg" / "ca-certificates").exists()
+    read_back(lab, node)
+
+
+def test_a_download_host_the_node_cannot_reach_is_named_before_anything_changes(lab, new_node, ssh_options):
+    # quay.io has only an IPv4 address here, and the node has no IPv4 at all
+    node = new_node(os_name="ubuntu-22.04", download_hosts={"quay.io": "192.0.2.99"})
+    before = lab.etc_hash(node)
+    connections = connections_for([node], ssh_options)
+    try:
+        with pytest.raises(DownloadHostUnreachable) as raised:
+            prepare_nodes(connections, {node.name: spec_for(lab, node)})
+        conn = connections[node.name]
+        conn.upload(render_prepare_script(spec_for(lab, node)), "/tmp/v6k-p.sh")
+        script = conn.run("bash /tmp/v6k-p.sh; status=$?; rm -f /tmp/v6k-p.sh; exit $status", check=False)
+    finally:
+        close_all(connections)
+    assert str(raised.value) == (f"{node.name}: cannot reach every host it downloads from: "
+                                 "no route to quay.io (its IPv4 addresses: 192.0.2.99)")
+    assert script.exit_status == 1
+    assert "no route to any address of: quay.io (" in script.stderr
+    assert lab.etc_hash(node) == before
+    assert changing_calls(lab, node) == []
+
+
+def routes_to_peers(lab: Lab, node: Node) -> list[str]:
+    routes = lab.node_exec(node, "ip -6 route show").stdout
+    return [str(peer) for peer in lab.peers if f"{peer} via {lab.gateway} dev eth0" in routes]
+
+
+def test_peer_routes_survive_the_network_manager_restarting(lab, new_node, ssh_options):
+    """systemd-networkd (the stub's stand-in) deletes foreign routes when it starts, unless told not to."""
+    node = new_node(os_name="ubuntu-24.04", networkd=True)
+    connections = connections_for([node], ssh_options)
+    try:
+        conn = connections[node.name]
+        conn.run("ip -6 route replace " + " ".join(f"{lab.peers[0]}/128 via {lab.gateway}".split()))
+        conn.run("systemctl restart systemd-networkd")  # before preparing: the stand-in really drops them
+        assert routes_to_peers(lab, node) == []
+
+        prepare_nodes(connections, {node.name: spec_for(lab, node)})
+        assert "systemctl try-restart systemd-networkd.service" in lab.calls(node)
+        for _ in range(2):
+            conn.run("systemctl restart systemd-networkd")
+            assert routes_to_peers(lab, node) == [str(p) for p in lab.peers]
+            for peer in lab.peers:  # the BGP sessions' TCP connections still get through
+                connected, source = lab.tcp_connect_md5(node, peer, password=BGP_PASSWORD)
+                assert connected, source
+
+        # Someone deletes the drop-in: the next restart drops the routes, and preparing again
+        # restores both the routes and the setting.
+        conn.run(f"rm {NETWORKD_DROPIN}")
+        conn.run("systemctl restart systemd-networkd")
+        assert routes_to_peers(lab, node) == []
+        assert not lab.tcp_connect_md5(node, lab.peers[0], password=BGP_PASSWORD)[0]
+        changed = prepare_nodes(connections, {node.name: spec_for(lab, node)})[node.name]
+        assert [r.step for r in changed if r.changed] == ["networkd-keeps-routes", "peer-routes"]
+        assert routes_to_peers(lab, node) == [str(p) for p in lab.peers]
+        assert lab.tcp_connect_md5(node, lab.peers[1], password=BGP_PASSWORD)[0]
+    finally:
+        close_all(connections)
 
 
 def plan_node_for(lab, node, options):

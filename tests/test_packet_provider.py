@@ -23,7 +23,7 @@ from v6kube.errors import (
 from v6kube.providers import make_provider
 from v6kube.providers.base import CONTROL_PLANE, WORKER, ServerSpec
 from v6kube.providers.hostkeys import generate_host_key, md5_fingerprint
-from v6kube.providers.metal_api import MetalClient
+from v6kube.providers.packet.client import MetalClient
 from v6kube.providers.packet import PacketProvider, cloud_config
 from v6kube.redact import Secret
 
@@ -219,6 +219,7 @@ def test_a_failed_post_is_looked_up_then_tried_again(api, provider, fault):
     assert api.count("POST", DEVICES) == 2 and len(api.project_devices()) == 1
     # between the two POSTs the provider looked for the device
     methods = [r.method for r in api.recorded(path=DEVICES)]
+    # (list, POST, look up after the failure, POST)
     assert methods == ["GET", "POST", "GET", "POST"]
 
 
@@ -307,7 +308,7 @@ def test_one_poll_loop_lists_devices_once_per_interval(api, provider):
 
 def test_wait_has_a_deadline(api, provider):
     servers = provider.ensure_servers(specs_for(["cp-0"]))
-    with pytest.raises(ProvisioningFailed, match=r"not active after 60s: cp-0 \(provisioning\)"):
+    with pytest.raises(ProvisioningFailed, match=r"not active after 60s: cp-0 \(device [0-9a-f-]+\) provisioning"):
         provider.wait_servers(servers, timeout=60)
 
 
@@ -429,7 +430,7 @@ def test_a_session_is_only_asked_for_an_active_server(api, provider):
 def test_odd_neighbour_data_is_a_provider_error_not_a_crash(api, provider, entry, detail):
     bgp, servers, _, _ = provision(provider, specs_for(["cp-0"]))
     api.add_fault("GET", r"/devices/[^/]+/bgp/neighbors", status=200, body={"bgp_neighbors": [entry]})
-    with pytest.raises(ProviderError, match=f"unexpected answer from the Metal API for cp-0's BGP neighbours: .*{detail}"):
+    with pytest.raises(ProviderError, match=f"unexpected answer from the Metal API for cp-0 \\(device [0-9a-f-]+\\)'s BGP neighbours: .*{detail}"):
         provider.wait_neighbors(servers)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from testbed.fixtures import unavailable
 
 from v6kube.errors import UnsupportedOS, UsageError
-from v6kube.nodeops import SUPPORTED_OS, OSRelease, PrepareSpec, render_prepare_script, steps_for
+from v6kube.nodes import SUPPORTED_OS, OSRelease, PrepareSpec, render_prepare_script, steps_for
 
 HINTS = {"ubuntu_22_04": "ubuntu-22.04", "ubuntu_24_04": "ubuntu-24.04", "debian_12": "debian-12", None: None}
 
@@ -75,12 +76,12 @@ def test_it_has_every_step_and_strict_mode(script):
 
 def test_one_os_or_every_supported_one():
     only = render_prepare_script(spec("ubuntu_24_04"))
-    assert "https://download.docker.com/linux/ubuntu noble stable" in only
+    assert "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\n" in only
     assert "jammy" not in only and "bookworm" not in only
     assert "  ubuntu-24.04) ;;" in only  # the OS guard at the top
     anyos = render_prepare_script(spec(None))
-    for line in ("linux/ubuntu jammy stable", "linux/ubuntu noble stable", "linux/debian bookworm stable"):
-        assert line in anyos
+    for os_id, codename in (("ubuntu", "jammy"), ("ubuntu", "noble"), ("debian", "bookworm")):
+        assert f"URIs: https://download.docker.com/linux/{os_id}\nSuites: {codename}\n" in anyos
     assert "  ubuntu-22.04|ubuntu-24.04|debian-12) ;;" in anyos
     assert "case \"$os\" in\n  ubuntu-22.04)" in anyos  # the OS-specific step branches at run time
 
@@ -94,6 +95,28 @@ def test_values_are_quoted_and_sysctl_applies_only_its_file():
     assert "apt-mark hold kubelet kubeadm kubectl" in text
     assert "[plugins.'\"'\"'io.containerd.cri.v1.runtime'\"'\"'.containerd.runtimes.runc.options]" in text
     assert "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /" in text
+    # deb822 Docker source for this architecture; the old one-line list goes
+    assert "Architectures: amd64\nSigned-By: /etc/apt/keyrings/docker.asc\n" in text
+    assert "rm -f /etc/apt/sources.list.d/docker.list" in text
+    assert "sandbox = '\"'\"'registry.k8s.io/pause:3.10'\"'\"'" in text
+    assert "apt-mark unhold kubelet kubeadm kubectl" in text
+    assert "for host in download.docker.com pkgs.k8s.io prod-cdn.packages.k8s.io registry.k8s.io quay.io; do" in text
+
+
+@pytest.mark.parametrize(("minor", "pause"), [("1.31", "3.10"), ("1.33", "3.10"), ("1.34", "3.10.1"), ("1.35", "3.10.1"),
+                                              ("1.37", "3.10.1")])
+def test_containerd_pins_the_pause_image_of_the_minor(minor: str, pause: str):
+    from v6kube.nodes.package_steps import containerd_config
+
+    text = containerd_config(PrepareSpec(node="cp1", os_id_hint=None, kubernetes_minor=minor,
+                                         resolvers=("2001:4860:4860::8888",), gateway="2001:db8::1", peers=()))
+    assert f"[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = 'registry.k8s.io/pause:{pause}'\n" in text
+    if sys.version_info >= (3, 11):  # and it is TOML that says so
+        import tomllib
+
+        plugins = tomllib.loads(text)["plugins"]
+        assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == f"registry.k8s.io/pause:{pause}"
+        assert plugins["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
 
 
 def test_a_spec_that_could_break_the_script_is_refused():
@@ -111,7 +134,7 @@ def test_a_spec_that_could_break_the_script_is_refused():
 
 
 def test_the_boot_time_peer_routes_script_is_clean_posix_sh(tmp_path: Path):
-    from v6kube.nodeops import peer_routes_script
+    from v6kube.nodes.system_steps import peer_routes_script
 
     path = tmp_path / "peer-routes.sh"
     path.write_text(peer_routes_script(spec(None)))

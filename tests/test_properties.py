@@ -1,9 +1,6 @@
 """Property tests: arbitrary input to the cluster file loader, the address parsers and the parsers of
-remote output gives a value or a typed error, never another exception, a hang or raw validator text.
-500 examples each in CI (CI=true), fewer locally.
-
-The remote-output parsers are imported through `v6kube.nodeops` (being moved into a `nodes/`
-package on another branch; the import follows it)."""
+remote output (node facts, birdc, calicoctl, API answers) gives a value or a typed error, never
+another exception, a hang or raw validator text. 500 examples each in CI (CI=true), fewer locally."""
 
 from __future__ import annotations
 
@@ -17,7 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from v6kube import nodeops
+from v6kube.nodes import facts as nodeops
+from v6kube.nodes.spec import os_key
+from v6kube.status import parsers as status_parsers
 from v6kube.config import FieldProblem, check_block, load_cluster, parse_cluster, parse_ipv6_address, parse_ipv6_network
 from v6kube.errors import ConfigError, UnsupportedOS
 
@@ -198,12 +197,12 @@ def test_gathered_facts_parse_into_facts_or_a_typed_error(text):
     raw = {k: v for k, v in nodeops.split_gathered(text).items() if k in {f.name for f in nodeops.FACTS}}
     facts = nodeops.Facts.from_raw(raw)
     try:
-        facts.os.key and nodeops.os_key(facts.os.key)
+        facts.os.key and os_key(facts.os.key)
     except UnsupportedOS:
         pass
 
 
-# --- API answers (Packet / Equinix Metal) -------------------------------------------------------
+# --- API answers (Packet and phoenixNAP) --------------------------------------------------------
 
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                                      st.text(max_size=20)),
@@ -221,9 +220,49 @@ header_values = st.one_of(st.text(max_size=30), st.sampled_from(["nan", "inf", "
        st.dictionaries(st.sampled_from(["Retry-After", "X-RateLimit-Reset", "X-RateLimit-Remaining"]), header_values))
 def test_any_api_failure_answer_becomes_a_typed_error(status, reason, body, headers):
     from v6kube.errors import ProviderError
-    from v6kube.providers.metal_api import api_messages, error_for, retry_delay
+    from v6kube.providers.api_errors import api_messages, error_for, retry_delay
 
     assert all(isinstance(m, str) for m in api_messages(body))
     assert isinstance(error_for("GET", "/x", status, reason, headers, body), ProviderError)
     wait = retry_delay(status, headers, clock=lambda: 1_700_000_000.0)
     assert wait is None or (wait >= 0 and wait != float("inf") and wait == wait)  # finite, never NaN
+
+
+# --- birdc, calicoctl and the provider's BGP sessions (status) ------------------------------------
+
+bird_text = st.one_of(
+    st.text(max_size=400),
+    st.lists(st.sampled_from(["BIRD 2.0.12 ready.", "Name       Proto      Table      State  Since         Info",
+                              "v6k_cp_0   BGP        ---        up     12:00:00.000  Established",
+                              "peer1      BGP        ---        start  12:00:00.000  Active        Socket: Connection refused",
+                              "2001:db8::/64        unicast [peer1 12:00:00.000] * (100) [AS65000i]",
+                              "\tvia fe80::1 on eth0", "                     unicast [x] (100)", "1007-", "0001 BIRD",
+                              "+--------------+-------------------+-------+----------+-------------+",
+                              "| PEER ADDRESS |     PEER TYPE     | STATE |  SINCE   |    INFO     |",
+                              "| 2001:db8::e  | node specific     | up    | 12:00:00 | Established |",
+                              "| fc00::f      | global            | start | 12:00:00 | Active      |",
+                              "Calico process is running.", "IPv6 BGP status", "No IPv6 peers found.", "|", "| | |",
+                              "", "\x00"]), max_size=20).map("\n".join),
+)
+STATUS_PARSERS = ["parse_bird_protocols", "parse_bird_routes", "parse_calicoctl_node_status"]
+
+
+@pytest.mark.parametrize("name", STATUS_PARSERS)
+def test_birdc_and_calicoctl_parsers_never_raise(name):
+    parse = getattr(status_parsers, name)
+
+    @PROPERTY
+    @given(bird_text)
+    def check(text):
+        parse(text)
+
+    check()
+
+
+@PROPERTY
+@given(st.dictionaries(st.sampled_from(["bgp_sessions", "sessions", "x"]),
+                       st.one_of(json_values, st.lists(st.dictionaries(
+                           st.sampled_from(["address_family", "status", "learned_routes", "id", "default_route"]),
+                           json_values, max_size=5), max_size=4)), max_size=3))
+def test_provider_sessions_parser_never_raises(body):
+    status_parsers.parse_metal_sessions(body)

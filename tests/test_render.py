@@ -87,7 +87,7 @@ def test_rendered_yaml_parses_and_keeps_ipv6_literals_as_strings(example):
     assert {"name": "node-cidr-mask-size-ipv6", "value": str(plan.addresses.node_cidr_mask)} in cc["controllerManager"]["extraArgs"]
     assert cc["kubernetesVersion"] == f"stable-{plan.cluster.kubernetes.version}"
     # pods resolve through the IPv6-only file node preparation writes, on every node
-    from v6kube.nodeops import KUBELET_RESOLV_CONF
+    from v6kube.nodes import KUBELET_RESOLV_CONF
 
     assert init["KubeletConfiguration"] == {"apiVersion": "kubelet.config.k8s.io/v1beta1",
                                             "kind": "KubeletConfiguration", "cgroupDriver": "systemd",
@@ -289,6 +289,10 @@ CRD_FILES = {
     ("operator.tigera.io/v1", "APIServer"): "operator.tigera.io/APIServer.json",
     ("projectcalico.org/v3", "BGPConfiguration"): "projectcalico.org/BGPConfiguration.json",
     ("projectcalico.org/v3", "BGPPeer"): "projectcalico.org/BGPPeer.json",
+    ("projectcalico.org/v3", "IPPool"): "projectcalico.org/IPPool.json",
+    ("projectcalico.org/v3", "BlockAffinity"): "projectcalico.org/BlockAffinity.json",
+    ("crd.projectcalico.org/v1", "BlockAffinity"): "crd.projectcalico.org/BlockAffinity.json",
+    ("projectcalico.org/v3", "CalicoNodeStatus"): "projectcalico.org/CalicoNodeStatus.json",
 }
 
 

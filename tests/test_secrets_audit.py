@@ -39,7 +39,7 @@ CHILD = """
 import os, sys
 from v6kube import cli, planner
 from v6kube.errors import ProviderError, RemoteCommandFailed
-from v6kube.providers.metal_api import token_from_env
+from v6kube.providers.packet.client import token_from_env
 from v6kube.redact import Secret
 
 token = token_from_env(os.environ)                    # as the Packet provider reads it

@@ -30,7 +30,7 @@ def test_round_trip_and_mode(tmp_path):
     again = load_state(tmp_path, "seed", "packet", must_exist=True)
     assert again.server("cp-0") == {"id": "abc", "ipv6": "2001:db8::3"}
     assert again.host_key("cp-0") == "ssh-ed25519 AAAAC3"
-    assert again.data["phases_done"] == ["provision"]
+    assert again.data["phases_done"] == {"provision": ""}
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp files left behind
 
 

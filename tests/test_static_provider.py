@@ -101,3 +101,20 @@ def test_the_static_provider_does_not_load_the_http_client():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).parent)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_server_ready_and_failed_read_every_provider_s_words():
+    from v6kube.providers.base import Server
+
+    words = {"active": (True, False), "powered-on": (True, False), "failed": (False, True), "error": (False, True),
+             "queued": (False, False), "creating": (False, False)}
+    for state, expected in words.items():
+        server = Server(id="x", hostname="h", role="worker", state=state)
+        assert (server.ready, server.failed) == expected, state
+
+
+def test_the_metal_api_module_still_answers_old_imports():
+    from v6kube.providers import metal_api
+    from v6kube.providers.packet import client
+
+    assert metal_api.token_from_env is client.token_from_env and metal_api.MetalClient is client.MetalClient

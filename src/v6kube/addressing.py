@@ -160,11 +160,13 @@ def plan_addresses(
     nodes: tuple[NodeAddress, ...],
     max_prefix: int,
     assumed: tuple[str, ...] = (),
+    taken: tuple[IPv6Network, ...] = (),
 ) -> tuple[AddressPlan | None, list[Problem]]:
-    """Carve or check the pod and service subnets. Returns the plan and every problem found."""
+    """Carve or check the pod and service subnets. Returns the plan and every problem found.
+    `taken`: subnets of other clusters in the same block, which auto subnets avoid."""
     k8s = cluster.kubernetes
     servers = server_networks([n.address for n in nodes if n.address in block])
-    pods, services, problems = choose_subnets(k8s.pod_subnet, k8s.service_subnet, block, servers)
+    pods, services, problems = choose_subnets(k8s.pod_subnet, k8s.service_subnet, block, servers + taken)
     problems += check_subnets(cluster, pods, services, block=block, servers=servers, max_prefix=max_prefix,
                               block_assumed="block" in assumed)
     if problems:
@@ -287,13 +289,12 @@ def check_subnet_shapes(
 def check_cluster_addressing(cluster: "Cluster") -> list[Problem]:
     """What the cluster file alone shows (used by config validation). A None value is invalid and
     reported already: the checks that need it are skipped."""
-    from v6kube.config import StaticProvider
-
     provider, k8s = cluster.provider, cluster.kubernetes
     pod_subnet = service_subnet = None
     if k8s is not None:
         pod_subnet, service_subnet = k8s.pod_subnet, k8s.service_subnet
-    if not isinstance(provider, StaticProvider) or provider.block is None:
+    # by its type, not isinstance: config imports this module, so this one must not import config
+    if getattr(provider, "type", None) != "static" or provider.block is None:
         # Packet: the block and the servers come from the API; offline_plan checks the rest
         pods = None if pod_subnet == "auto" else pod_subnet
         services = None if service_subnet == "auto" else service_subnet

@@ -205,18 +205,144 @@ def _show_plan(the_plan) -> None:
     console.table("Nodes", ["node", "role", "address", "gateway"],
                   [(n.name, n.role, f"{n.address}/{n.prefixlen}", n.gateway) for n in a.nodes])
     from v6kube.phases import CREATE_PHASES
+    from v6kube.providers import plan_phases, planned_calls
 
+    own = plan_phases(c)  # what provision and bgp do on this cluster's provider
     console.table("Phases of create", ["#", "phase", "what it does"],
-                  [(i + 1, p.name, p.summary) for i, p in enumerate(CREATE_PHASES)])
-    from v6kube.providers import planned_calls
+                  [(i + 1, p.name, own.get(p.name, p.summary)) for i, p in enumerate(CREATE_PHASES)])
 
     calls = planned_calls(c)
     if calls:
         console.table("Provider API calls", ["method", "path", "purpose"],
                       [(x["method"], x["path"], x["purpose"]) for x in calls])
+    from v6kube.downloads import planned_downloads
+
+    console.table("Downloads on this machine (checksummed, cached, uploaded over SFTP)", ["url", "checked against"],
+                  [(a.url, a.sums_url or "SHA-256 kept in the cache") for a in planned_downloads(c.calico.version)])
     if the_plan.assumed:
         console.table("Assumed (offline; create reads these from the provider)", ["fact", "assumed value"],
                       list(the_plan.assumed.items()))
+
+
+CREATE_HELP = """Build the cluster: servers, BGP, node preparation, kubeadm, Calico, workers. Resumable:
+run it again after any failure; finished phases are confirmed, not redone.
+
+Phases, in order (--only PHASE, --skip-phases A,B):
+
+\b
+  provision      find or create the servers, wait until active
+  bgp            project BGP, a session per server, the neighbours
+  prepare        every node over SSH, in parallel
+  control-plane  kubeadm init with the exact kubeadm version
+  kubeconfig     the admin kubeconfig into the state directory
+  calico         Tigera operator and Calico, wait until Available
+  calico-bgp     calicoctl, then BGPConfiguration, BGPPeers, Secret
+  workers        kubeadm join of every worker, in parallel
+  announce       the service addresses Calico advertises
+"""
+
+
+def _load(cluster_file: Path):
+    from v6kube import config
+
+    return config.load_cluster(cluster_file)
+
+
+@app.command(help=CREATE_HELP)
+def create(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    only: Optional[str] = typer.Option(None, "--only", help="Run only this phase."),
+    skip_phases: str = typer.Option("", "--skip-phases", help="Comma-separated phases to skip."),
+    merge_kubeconfig: bool = typer.Option(False, "--merge-kubeconfig",
+                                          help="Merge the admin context into $KUBECONFIG or ~/.kube/config."),
+) -> None:
+    from v6kube import lifecycle
+
+    lifecycle.create(_load(cluster_file), str(cluster_file), state_dir, only=only,
+                     skip=tuple(skip_phases.split(",")) if skip_phases else (), merge_kubeconfig=merge_kubeconfig)
+
+
+@app.command("join-worker")
+def join_worker(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    count: Optional[int] = typer.Option(None, "--count", help="Have N workers beyond the cluster file's (new ones "
+                                        "named on from the existing ones; again with the same N adds nothing)."),
+    node: Optional[str] = typer.Option(None, "--node", help="Add this worker of the cluster file (static)."),
+) -> None:
+    """Add workers to a running cluster (the same phases, for the new nodes only)."""
+    from v6kube import lifecycle
+
+    lifecycle.join_worker(_load(cluster_file), str(cluster_file), state_dir, count=count, node=node)
+
+
+@app.command()
+def kubeconfig(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    merge: bool = typer.Option(False, "--merge", help="Merge into $KUBECONFIG (first file) or ~/.kube/config."),
+) -> None:
+    """Print the admin kubeconfig's path, or merge it into your kubeconfig."""
+    from v6kube import lifecycle
+
+    path = lifecycle.kubeconfig_path(_load(cluster_file), state_dir, merge=merge)
+    console.data(str(path))
+
+
+@app.command()
+def destroy(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete every server the cluster owns (static: reset each node), then its state."""
+    from v6kube import lifecycle
+
+    cluster = _load(cluster_file)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("destroy needs --yes when there is no terminal to ask on")
+        what = "reset every node of" if cluster.provider.type == "static" else "delete every server of"
+        if not typer.confirm(f"This will {what} cluster {cluster.name}. Continue?", default=False, err=True):
+            raise UsageError("destroy cancelled")
+    lifecycle.destroy(cluster, str(cluster_file), state_dir)
+
+
+@app.command("announce-services")
+def announce_services(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    cluster_ips: bool = typer.Option(True, "--cluster-ips/--no-cluster-ips", help="Announce the service subnet."),
+    external_ips: list[str] = typer.Option([], "--external-ips", help="An external IP range to announce (repeatable)."),
+    load_balancer_ips: list[str] = typer.Option([], "--load-balancer-ips",
+                                                help="A LoadBalancer range (repeatable; 'auto': a free /64 of the block)."),
+    local: list[str] = typer.Option([], "--local", help="NAMESPACE/SERVICE to make externalTrafficPolicy Local."),
+) -> None:
+    """Choose which service addresses Calico announces over BGP (idempotent)."""
+    from v6kube import announce, lifecycle
+
+    options = announce.parse_options(cluster_ips=cluster_ips, external_ips=external_ips,
+                                     load_balancer_ips=load_balancer_ips, local=local)
+    lifecycle.announce_services(_load(cluster_file), str(cluster_file), state_dir, options)
+
+
+@app.command()
+def status(
+    cluster_file: Path = ClusterFile,
+    state_dir: Optional[Path] = StateDir,
+    output: str = typer.Option("table", "--output", help="table or json."),
+    watch: bool = typer.Option(False, "--watch", help="Show it again every --interval seconds until Ctrl-C."),
+    interval: float = typer.Option(10.0, "--interval", help="Seconds between two reports with --watch."),
+) -> None:
+    """Servers, nodes, BGP sessions and prefixes, expected against seen. Exit 1 when degraded."""
+    from v6kube import lifecycle
+
+    if output not in ("table", "json"):
+        raise UsageError(f"--output {output}: use table or json")
+    code = lifecycle.status(_load(cluster_file), str(cluster_file), state_dir, as_json=output == "json",
+                            watch=watch, interval=interval)
+    raise typer.Exit(code)
 
 
 def main() -> None:

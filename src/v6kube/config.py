@@ -263,8 +263,25 @@ class StaticProvider(Model):
     bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
 
 
-ProviderConfig = Annotated[Union[PacketProvider, StaticProvider], Field(discriminator="type")]
-PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticProvider}
+class PhoenixnapProvider(Model):
+    """phoenixNAP Bare Metal Cloud. Credentials come only from PNAP_CLIENT_ID / PNAP_CLIENT_SECRET."""
+
+    type: Literal["phoenixnap"]
+    location: Literal["PHX", "ASH", "SGP", "NLD", "CHI", "SEA", "AUS"] = "PHX"
+    server_type: Annotated[str, Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+\.[a-z0-9]+$")] = "s1.c1.medium"
+    os: Annotated[str, Field(pattern=r"^[a-z]+/[a-z0-9+]+$")] = "ubuntu/noble"
+    pricing_model: Literal["HOURLY", "ONE_MONTH_RESERVATION", "TWELVE_MONTHS_RESERVATION"] = "HOURLY"
+    asn: ASN = 65401  # the cluster's (tenant) ASN in the location's BGP peer group
+    # Name of the environment variable holding the peer group's password (8..32 characters);
+    # without it a new peer group gets a generated one (the API returns it).
+    bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
+    loadbalancer_block: bool = False  # one more /64 for LoadBalancer addresses
+    api_url: Annotated[str, Field(pattern=r"^https?://")] | None = None  # root of bmc/v1, networks/v1, ips/v1
+
+
+ProviderConfig = Annotated[Union[PacketProvider, StaticProvider, PhoenixnapProvider], Field(discriminator="type")]
+PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticProvider,
+                                     "phoenixnap": PhoenixnapProvider}
 
 
 # --- the rest of the cluster ----------------------------------------------------------------

@@ -162,6 +162,10 @@ class UnsupportedOS(V6kubeError):
     pass
 
 
+class DownloadHostUnreachable(V6kubeError):
+    """A node has no route to any address of a host it must download from."""
+
+
 class NodeNotConverged(V6kubeError):
     """A node still differs from what was wanted after its preparation steps ran."""
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from v6kube import addressing, render
 from v6kube.addressing import AddressPlan, NodeAddress
-from v6kube.config import Cluster, PacketProvider, StaticProvider
+from v6kube.config import Cluster, PacketProvider, PhoenixnapProvider, StaticProvider
 from v6kube.errors import ConfigError, Problem, UsageError
+from v6kube.downloads import planned_downloads
 from v6kube.phases import CREATE_PHASES
-from v6kube.providers import planned_calls
+from v6kube.providers import plan_phases, planned_calls
 from v6kube.redact import Secret, redact
 
 # What the Packet API would tell us, assumed offline (reference/metal-api.md sections 3.8 and 4).
@@ -28,6 +29,11 @@ ASSUMED_PEERS = (IPv6Address("fc00::e"), IPv6Address("fc00::f"))
 ASSUMED_PEER_ASN = 65530
 ASSUMED_LOCAL_ASN = 65000
 ASSUMED_MAX_PREFIX = 10
+# phoenixNAP sells IPv6 only as /64 blocks: offline, the cluster's /64s (servers, pods, services)
+# are shown as three consecutive documentation /64s, i.e. one /62 (reference/phoenixnap/README.md).
+ASSUMED_PNAP_BLOCKS = IPv6Network("2001:db8:0:2a00::/62")
+ASSUMED_PNAP_PEERS = (IPv6Address("fd00:0:0:1005::1"), IPv6Address("fd00:0:0:1005::2"))
+ASSUMED_PNAP_PEER_ASN = 65400
 
 API_PORT = 6443
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
@@ -84,6 +90,11 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
         max_prefix = provider.max_prefix
         bgp = BGPPlan(provider.local_asn, provider.peer_asn, tuple(provider.peers), provider.multihop,
                       f"${provider.bgp_password_env}" if provider.bgp_password_env else None)
+    elif isinstance(provider, PhoenixnapProvider):
+        if block is not None:
+            raise ConfigError(source, [Problem("--block", "not used with provider phoenixnap",
+                                               "phoenixNAP gives the cluster its own /64 blocks at create")])
+        block, nodes, bgp, max_prefix = _assumed_phoenixnap(cluster, provider, assumed)
     else:
         assert isinstance(provider, PacketProvider)
         if block is None:
@@ -109,17 +120,49 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
     return ClusterPlan(cluster, plan, bgp, assumed, offline=True)
 
 
+def live_plan(cluster: Cluster, block: IPv6Network, nodes: tuple[NodeAddress, ...], bgp: BGPPlan,
+              max_prefix: int, *, taken: tuple[IPv6Network, ...] = (), source: str = "<cluster>") -> ClusterPlan:
+    """The plan from the provider's real facts (what create renders). `taken`: subnets other
+    clusters in the same block already use, which auto subnets avoid."""
+    plan, problems = addressing.plan_addresses(cluster, block, nodes, max_prefix, taken=taken)
+    if problems:
+        raise ConfigError(source, problems)
+    assert plan is not None
+    return ClusterPlan(cluster, plan, bgp)
+
+
+def _assumed_phoenixnap(cluster: Cluster, provider: PhoenixnapProvider,
+                        assumed: dict[str, str]) -> tuple[IPv6Network, tuple[NodeAddress, ...], BGPPlan, int]:
+    from v6kube.providers.phoenixnap.servers import server_address
+
+    servers = next(ASSUMED_PNAP_BLOCKS.subnets(new_prefix=64))
+    nodes = tuple(NodeAddress(n.name, n.role, server_address(servers, n.name), 64, servers[1]) for n in cluster.nodes)
+    assumed["block"] = (f"{ASSUMED_PNAP_BLOCKS}: stands for the cluster's IPv6 /64 blocks (servers, pods, "
+                        "services), which phoenixNAP assigns at create")
+    assumed["node_addresses"] = "each server's address in the servers' /64 is derived from its hostname"
+    assumed["bgp_peers"] = (f"{', '.join(map(str, ASSUMED_PNAP_PEERS))} (AS {ASSUMED_PNAP_PEER_ASN}), multihop: "
+                            "the peer group's IPv6 peering loopbacks")
+    assumed["max_prefix"] = f"{ASSUMED_MAX_PREFIX} prefixes per server (phoenixNAP documents no limit)"
+    bgp = BGPPlan(provider.asn, ASSUMED_PNAP_PEER_ASN, ASSUMED_PNAP_PEERS, True,
+                  f"${provider.bgp_password_env}" if provider.bgp_password_env else "the peer group's password")
+    return ASSUMED_PNAP_BLOCKS, nodes, bgp, ASSUMED_MAX_PREFIX
+
+
 # --- rendering ------------------------------------------------------------------------------
 
 
-def render_init(plan: ClusterPlan, secrets: Secrets) -> str:
-    from v6kube.nodeops import KUBELET_RESOLV_CONF
+def render_init(plan: ClusterPlan, secrets: Secrets, kubernetes_version: str | None = None) -> str:
+    """init.yaml; `kubernetes_version` is the exact version of the kubeadm installed on the control
+    plane (create), else the minor's stable label (an offline plan). A cluster with no worker
+    leaves the control plane untainted, so it can run pods."""
+    from v6kube.nodes import KUBELET_RESOLV_CONF
 
     cp = plan.addresses.node(plan.cluster.control_plane.name)
     return render.render(
         "kubeadm/init.yaml.j2",
         cluster_name=plan.cluster.name,
-        kubernetes_version=f"stable-{plan.cluster.kubernetes.version}",
+        kubernetes_version=kubernetes_version or f"stable-{plan.cluster.kubernetes.version}",
+        untainted=not any(n.role == "worker" for n in plan.addresses.nodes),
         control_plane=cp,
         api_port=API_PORT,
         api_endpoint=plan.api_endpoint,
@@ -188,7 +231,7 @@ def render_bgp(plan: ClusterPlan, secrets: Secrets) -> str:
 
 
 def prepare_spec(plan: ClusterPlan, node: NodeAddress):
-    from v6kube.nodeops import PrepareSpec
+    from v6kube.nodes import PrepareSpec
 
     return PrepareSpec(
         node=node.name,
@@ -202,7 +245,7 @@ def prepare_spec(plan: ClusterPlan, node: NodeAddress):
 
 def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str, str]:
     """Every rendered file, by its path relative to the plan directory (DESIGN section 5)."""
-    from v6kube.nodeops import render_prepare_script
+    from v6kube.nodes import render_prepare_script
 
     secrets = secrets or Secrets()
     files = {"kubeadm/init.yaml": render_init(plan, secrets)}
@@ -224,6 +267,7 @@ def plan_document(plan: ClusterPlan, files: list[str] | None = None) -> dict:
     if files is None:
         files = ["plan.json", *render_files(plan)]
     c = plan.cluster
+    provider_phases = plan_phases(c)  # what provision and bgp do on this cluster's provider
     return {
         "cluster": c.name,
         "provider": c.provider.type,
@@ -240,8 +284,10 @@ def plan_document(plan: ClusterPlan, files: list[str] | None = None) -> dict:
             "password": plan.bgp.password_source,
         },
         "nodes": [{"name": n.name, "role": n.role} for n in c.nodes],
-        "phases": [{"name": p.name, "summary": p.summary} for p in CREATE_PHASES],
+        "phases": [{"name": p.name, "summary": provider_phases.get(p.name, p.summary)} for p in CREATE_PHASES],
         "provider_calls": planned_calls(c),
+        "downloads": [{"url": a.url, "checksum": a.sums_url or "recorded in the cache on first download"}
+                      for a in planned_downloads(c.calico.version)],
         "project": getattr(c.provider, "project", None),
         "assumed": plan.assumed,
         "placeholders": {

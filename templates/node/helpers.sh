@@ -1,9 +1,10 @@
 # Checks used by the steps: each is true when what it names already holds on this node.
-# (nodeops.py decides the same things in Python from the facts it reads; keep the two in step.)
+# (v6kube.nodes decides the same things in Python from the facts it reads; keep the two in step.)
 # Never pipe into `grep -q`: it exits at the first match, the producer then dies of SIGPIPE and
 # pipefail turns a match into a failure. awk reads all its input and decides at END.
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
 nonempty() { [ -s "$1" ]; }
+absent() { [ ! -e "$1" ]; }
 sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
 # No interface still ignores router advertisements because forwarding is on (accept_ra 1).
 ra_kept() { ! grep -qsx 1 /proc/sys/net/ipv6/conf/*/accept_ra; }
@@ -33,4 +34,13 @@ resolved_in_use() {
 }
 nameservers_are() {
   [ "$(awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null)" = "$(printf '%s\n' "$@")" ]
+}
+# Whether the node has a route to at least one address of host $1 (IPv6 first; IPv4 only for a
+# host without IPv6, or when the node has IPv4 itself). Lookups give up after 2 s without an answer.
+host_routed() {
+  for a in $({ RES_OPTIONS='timeout:2 attempts:1'; export RES_OPTIONS; getent hosts "$1"; getent ahostsv4 "$1"; } 2>/dev/null |
+    awk '{ print $1 }' | sort -u); do
+    if ip route get "$a" >/dev/null 2>&1; then return 0; fi
+  done
+  return 1
 }

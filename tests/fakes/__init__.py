@@ -1,1 +1,1 @@
-"""Fakes for tests: the Equinix Metal API (metal_api.FakeMetal), served on loopback only."""
+"""Fakes for tests: the Equinix Metal API (metal_api.FakeMetal) and phoenixNAP's APIs (pnap_api.FakePnap), served on loopback only."""

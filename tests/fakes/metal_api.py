@@ -6,9 +6,25 @@ answers with the shapes of the official spec (checked in tests/test_metal_contra
 Each device's public IPv6 is a /127 from the project's /56 (gateway = network, address = network+1)
 unless a test pins an address for its hostname (to back a device with a testbed node).
 
+Strict where the API is (reference/metal-api.md, metal-oas3.json):
+- referenced objects of an IP reservation (`metro`, `facility`, `project`) come back as `{href}`
+  unless named in `include`; `exclude` drops fields; `search`, `hostname`, `tag`, `metro` filter;
+- one /56 per metro the project has devices in, every one of them in each neighbour's
+  `routes_in`; a device's `metro` must be one metro code (a list or an unknown code is a 422) and a
+  requested IPv6 `cidr` (124..127) is honoured;
+- BGP sessions only for active devices (422 otherwise); a session's `status` is one value per
+  router, comma-separated: "unknown,unknown" for `session_up_delay` seconds, then "up,up"
+  (`session_status[hostname]` overrides it, e.g. "up,down");
+- no `md5_password` key when the project has no password; an unset BGP config has no `id`;
+- rate-limit headers (X-RateLimit-Reset in Unix seconds) on every answer, faults and 429s included.
+
 Faults: `add_fault()` answers a status (429 with Retry-After, 500, ...), resets the connection,
 or handles the request and then sleeps past the client's read timeout or fails anyway;
-`fail_device()` makes a device end `failed` (and vanish with 403 on GET); `neighbor_delay_polls`
+`fail_device()` makes a device end `failed` (and vanish with 403 on GET). DELETE of such a device:
+the live API's answer is not documented; Terraform keeps failed devices in its state precisely
+so that it can delete them (terraform-provider-equinix PR #792), so by default the DELETE works
+(204), and `fail_device(..., delete_forbidden=True)` models the worst case, a 403 (the provider
+then reports the device by hostname and id and keeps it in the state). `neighbor_delay_polls`
 keeps neighbour data empty for the first K polls. Every request is recorded without its token.
 
 Usage:
@@ -23,16 +39,17 @@ import hashlib
 import ipaddress
 import json
 import re
-import socket
-import struct
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fakes.common import Fault, Handler, ManualClock, Recorded, serve
+
+__all__ = ["FakeMetal", "Fault", "ManualClock", "Recorded"]  # the shared pieces, re-exported for tests
 
 BASE_PATH = "/metal/v1"
 MD5_RULE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[a-zA-Z\d]{10,20}$")
@@ -53,57 +70,6 @@ def _padded(address: str) -> str:
     return ipaddress.IPv6Address(address).exploded
 
 
-class ManualClock:
-    """A clock that moves only when slept on: share it between the fake and the code under test."""
-
-    def __init__(self, start: float = 1_000_000.0):
-        self.now = start
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            self.now += max(0.0, seconds)
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str  # API path without the /metal/v1 prefix, e.g. /projects/<id>/devices
-    query: dict[str, list[str]]
-    json: Any
-    headers: dict[str, str]  # without X-Auth-Token
-    status: int | None = None
-    response: Any = None  # the JSON body the fake answered (None: empty, reset or not JSON)
-
-
-@dataclass
-class Fault:
-    """One injected failure for requests matching `method` and the regex `path` (full match)."""
-
-    method: str
-    path: str
-    status: int | None = None  # answer this status (without handling, unless after=True)
-    body: Any = None  # JSON body; default {"errors": [...]}
-    raw_body: bytes | None = None  # a non-JSON body (a load balancer's page)
-    headers: dict[str, str] = field(default_factory=dict)
-    reset: bool = False  # drop the connection with a TCP reset, no answer
-    delay: float = 0.0  # sleep this long before answering
-    after: bool = False  # handle the request first (it takes effect), then delay / fail
-    times: int = 1  # how many requests it hits (0 = every one)
-    when: Callable[[Recorded], bool] | None = None
-    hits: int = 0
-
-    def matches(self, record: Recorded) -> bool:
-        return (self.times == 0 or self.hits < self.times) and self.method == record.method \
-            and re.fullmatch(self.path, record.path) is not None and (self.when is None or self.when(record))
-
-
 class ApiError(Exception):
     def __init__(self, status: int, body: Any):
         self.status, self.body = status, body
@@ -122,7 +88,7 @@ class FakeMetal:
         metro: str = "da",
         block: str = "2604:1380:4641:c500::/56",
         durations: dict[str, float] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         addresses: dict[str, tuple[str, str, int]] | None = None,
         host: str = "127.0.0.1",
         bgp: str = "unset",  # unset | disabled | enabled
@@ -133,11 +99,15 @@ class FakeMetal:
         max_prefix: int = 10,
         block_metro_null: bool = False,
         neighbor_delay_polls: int = 0,
+        session_up_delay: float = 0.0,
     ):
         self.token = token
         self.project_id = project_id or str(uuid.uuid4())
         self.metro = metro
-        self.block = ipaddress.IPv6Network(block)
+        self.blocks = {metro: ipaddress.IPv6Network(block)}  # one /56 per metro, made on first use
+        self.next_offset: dict[str, int] = {}  # per metro: the next free address offset in its /56
+        self.session_up_delay = session_up_delay
+        self.session_status: dict[str, str] = {}  # hostname -> status override ("up,down", ...)
         self.durations = {"queued": 0.0, "provisioning": 0.0, "deprovisioning": 0.0, **(durations or {})}
         self.clock = clock
         self.addresses = dict(addresses or {})
@@ -150,31 +120,19 @@ class FakeMetal:
         self.lock = threading.RLock()
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
-        self.failing: dict[str, bool] = {}  # hostname -> vanish (403 on GET) when failed
+        self.failing: dict[str, tuple[bool, bool]] = {}  # hostname -> (vanish, delete_forbidden)
         self.projects: dict[str, dict] = {}
         self.devices: dict[str, dict] = {}
         self.ssh_keys: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
-        self._next_v6 = 1
         self._next_v4 = 1
         self.add_project(self.project_id, bgp=bgp, bgp_md5=bgp_md5, max_prefix=max_prefix)
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> "FakeMetal":
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-
-        class Server(ThreadingHTTPServer):
-            address_family = family
-            daemon_threads = True
-
-        self._server = Server((self.host, 0), _Handler)
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fake-metal", daemon=True)
-        self._thread.start()
+        self._server = serve(self, self.host, "fake-metal")
         return self
 
     def stop(self) -> None:
@@ -216,19 +174,35 @@ class FakeMetal:
             self.faults.append(fault)
         return fault
 
-    def fail_device(self, hostname: str, *, vanish: bool = True) -> None:
-        """The device with this hostname (now or later) ends `failed`; vanish: 403 and gone from lists."""
+    @property
+    def block(self) -> ipaddress.IPv6Network:
+        """The /56 of the default metro."""
+        return self.blocks[self.metro]
+
+    def block_for(self, metro: str) -> ipaddress.IPv6Network:
         with self.lock:
-            self.failing[hostname] = vanish
+            if metro not in self.blocks:
+                base = self.blocks[self.metro]
+                self.blocks[metro] = ipaddress.IPv6Network((int(base.network_address) + len(self.blocks) * 2 ** 72, 56))
+            return self.blocks[metro]
+
+    def fail_device(self, hostname: str, *, vanish: bool = True, delete_forbidden: bool = False) -> None:
+        """The device with this hostname (now or later) ends `failed`; vanish: 403 and gone from lists;
+        delete_forbidden: its DELETE answers 403 too."""
+        with self.lock:
+            self.failing[hostname] = (vanish, delete_forbidden)
+            for device in self.devices.values():
+                if device["hostname"] == hostname:
+                    device["fail"], device["vanish"], device["delete_forbidden"] = True, vanish, delete_forbidden
 
     def set_address(self, hostname: str, address: str, gateway: str, cidr: int = 127) -> None:
         with self.lock:
             self.addresses[hostname] = (address, gateway, cidr)
 
     def add_device(self, hostname: str, *, tags: list[str] | None = None, state: str = "active",
-                   project_id: str | None = None, userdata: str | None = None) -> dict:
+                   project_id: str | None = None, userdata: str | None = None, metro: str | None = None) -> dict:
         """A device that exists before the test starts (created long ago unless state is queued)."""
-        body = {"hostname": hostname, "tags": tags or [], "metro": self.metro, "plan": "c3.small.x86",
+        body = {"hostname": hostname, "tags": tags or [], "metro": metro or self.metro, "plan": "c3.small.x86",
                 "operating_system": "ubuntu_24_04", "billing_cycle": "hourly", "userdata": userdata,
                 "ip_addresses": [{"address_family": 4, "public": False}, {"address_family": 6, "public": True}]}
         with self.lock:
@@ -236,6 +210,13 @@ class FakeMetal:
             if state != "queued":
                 device["created"] -= 10 ** 6
         return device
+
+    def set_session_status(self, device_id: str, status: str, learned_routes: list[str] | None = None) -> None:
+        """What the routers report for the device's sessions: "up", "down", "up,down" (one value per
+        switch) or "unknown" (the default, until the switch reports), and the routes they learned."""
+        with self.lock:
+            for session in (s for s in self.sessions.values() if s["device"] == device_id):
+                session["status"], session["learned_routes"] = status, list(learned_routes or [])
 
     def clear_requests(self) -> None:
         with self.lock:
@@ -257,7 +238,7 @@ class FakeMetal:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    def handle(self, handler: "_Handler", method: str) -> None:
+    def handle(self, handler: "Handler", method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
@@ -289,18 +270,22 @@ class FakeMetal:
 
         if fault and fault.after and self._inject(handler, record, fault):
             return None
-        handler.answer_json(status, answer, self._rate_headers(), record=record)
+        handler.answer_json(status, answer, self._rate_headers(status), record=record)
 
-    def _rate_headers(self) -> dict[str, str]:
-        """The live API's rate-limit headers ride on every answer (packngo reads them from each)."""
+    def _rate_headers(self, status: int = 200) -> dict[str, str]:
+        """The live API's rate-limit headers ride on every answer, 429s included (packngo reads
+        them from each); the reset is in Unix seconds."""
         with self.lock:
             used = len(self.requests)
-        window = 3600
-        reset = int(self.clock() // window + 1) * window
-        return {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(max(0, 5000 - used)),
+        window = 60
+        now = self.clock()
+        now = now if now > 1e9 else time.time()  # a monotonic clock is no Unix time
+        reset = int(now // window + 1) * window
+        remaining = 0 if status == 429 else max(0, 5000 - used)
+        return {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(remaining),
                 "X-RateLimit-Reset": str(reset)}
 
-    def _inject(self, handler: "_Handler", record: Recorded, fault: Fault) -> bool:
+    def _inject(self, handler: "Handler", record: Recorded, fault: Fault) -> bool:
         """Apply a fault's delay, then its reset or status; True when that answered the request."""
         if fault.delay:
             time.sleep(fault.delay)
@@ -312,11 +297,12 @@ class FakeMetal:
             return True
         return False
 
-    def _fault_answer(self, handler: "_Handler", record: Recorded, fault: Fault) -> None:
+    def _fault_answer(self, handler: "Handler", record: Recorded, fault: Fault) -> None:
+        headers = {**self._rate_headers(fault.status), **fault.headers}
         if fault.raw_body is not None:
-            return handler.answer(fault.status, fault.raw_body, "text/html", fault.headers, record)
+            return handler.answer(fault.status, fault.raw_body, "text/html", headers, record)
         body = fault.body if fault.body is not None else {"errors": [_REASONS.get(fault.status, "Error")]}
-        handler.answer_json(fault.status, body, fault.headers, record)
+        handler.answer_json(fault.status, body, headers, record)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         for verb, pattern, action in _ROUTES:
@@ -399,15 +385,17 @@ class FakeMetal:
             "created_at": _now_iso(), "tags": list(body.get("tags") or []), "metro": body.get("metro"),
             "plan": body.get("plan"), "operating_system": body.get("operating_system"),
             "billing_cycle": body.get("billing_cycle") or "hourly", "userdata": body.get("userdata") or "",
-            "ssh_keys": list(body.get("project_ssh_keys") or []),
-            "fail": hostname in self.failing, "vanish": self.failing.get(hostname, False),
-            "neighbor_polls": 0, "ips": self._assign_ips(device_id, hostname, requested),
+            "ssh_keys": list(body.get("project_ssh_keys") or []), "sessions_seen": 0,
+            "fail": hostname in self.failing, "vanish": self.failing.get(hostname, (False, False))[0],
+            "delete_forbidden": self.failing.get(hostname, (False, False))[1],
+            "neighbor_polls": 0, "ips": self._assign_ips(device_id, hostname, body.get("metro"), requested),
         }
         self.devices[device_id] = device
         return device
 
-    def _assign_ips(self, device_id: str, hostname: str, requested: list[dict]) -> list[dict]:
+    def _assign_ips(self, device_id: str, hostname: str, metro: str, requested: list[dict]) -> list[dict]:
         ips = []
+        block = self.block_for(metro)
         for wanted in requested:
             family, public = wanted.get("address_family"), wanted.get("public", True)
             if family == 6:
@@ -415,11 +403,14 @@ class FakeMetal:
                     address, gateway, cidr = self.addresses[hostname]
                     network = ipaddress.IPv6Interface(f"{address}/{cidr}").network
                 else:
-                    network = ipaddress.IPv6Network((int(self.block.network_address) + 2 * self._next_v6, 127))
-                    self._next_v6 += 1
-                    address, gateway, cidr = str(network.network_address + 1), str(network.network_address), 127
+                    cidr = int(wanted.get("cidr") or 127)
+                    size = 2 ** (128 - cidr)
+                    offset = -(-self.next_offset.get(metro, 2) // size) * size  # aligned, after ::/127
+                    self.next_offset[metro] = offset + size
+                    network = ipaddress.IPv6Network((int(block.network_address) + offset, cidr))
+                    address, gateway = str(network.network_address + 1), str(network.network_address)
                 ips.append(self._assignment(device_id, 6, True, str(address), str(gateway), network, cidr,
-                                            parent=(self.block, self.projects_block_href())))
+                                            parent=(block, self.block_href(metro))))
             else:
                 n = self._next_v4
                 self._next_v4 += 1
@@ -430,8 +421,11 @@ class FakeMetal:
                                             str(network.network_address), network, 31, parent=parent))
         return ips
 
-    def projects_block_href(self) -> str:
-        return f"{BASE_PATH}/ips/{self.projects[self.project_id]['block_id']}"
+    def block_id(self, metro: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"block/{self.project_id}/{metro}"))
+
+    def block_href(self, metro: str) -> str:
+        return f"{BASE_PATH}/ips/{self.block_id(metro)}"
 
     def _assignment(self, device_id: str, family: int, public: bool, address: str, gateway: str,
                     network: Any, cidr: int, parent: tuple[Any, str | None]) -> dict:
@@ -490,17 +484,34 @@ class FakeMetal:
         devices = [d for d in self.devices.values() if d["project"] == project_id and self._visible(d)]
         if "tag" in query:
             devices = [d for d in devices if query["tag"][-1] in d["tags"]]
-        if "hostname" in query:
+        if "hostname" in query:  # "filter by partial hostname"
             devices = [d for d in devices if query["hostname"][-1] in d["hostname"]]
+        if "metro" in query:
+            devices = [d for d in devices if d["metro"] == query["metro"][-1]]
+        if "search" in query:
+            term = query["search"][-1].lower()
+            devices = [d for d in devices if any(term in str(v).lower() for v in self._searchable(d))]
         devices.sort(key=lambda d: d["created"])
-        return 200, self._page([self._device_json(d) for d in devices], query,
-                               f"/projects/{project_id}/devices", "devices")
+        items = [_shaped(self._device_json(d), query, ()) for d in devices]
+        return 200, self._page(items, query, f"/projects/{project_id}/devices", "devices")
+
+    @staticmethod
+    def _searchable(device: dict) -> list[Any]:
+        return [device["hostname"], device["id"][:8], device["plan"], device["metro"], device["operating_system"],
+                *device["tags"], *(ip["address"] for ip in device["ips"])]
 
     def post_device(self, project_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         project = self._project(project_id)
         if not isinstance(body, dict):
             raise _errors(422, "request body must be a JSON object")
         problems = [f"{k} is required" for k in ("metro", "plan", "operating_system") if not body.get(k)]
+        metro = body.get("metro")
+        if metro and (not isinstance(metro, str) or metro not in METROS):
+            problems.append(f"metro {metro!r} is not a valid metro code")
+        for wanted in body.get("ip_addresses") or []:
+            cidr = wanted.get("cidr") if isinstance(wanted, dict) else None
+            if cidr is not None and wanted.get("address_family") == 6 and not (isinstance(cidr, int) and 124 <= cidr <= 127):
+                problems.append("cidr for IPv6 addresses must be 124..127")
         if "facility" in body:
             problems.append("facility is deprecated; use metro")
         hostname = body.get("hostname") or ""
@@ -531,11 +542,26 @@ class FakeMetal:
     def get_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         return 200, self._device_json(self._device(device_id))
 
+    def update_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
+        """PUT /devices/{id} (DeviceUpdateInput): only tags are kept here; other keys are checked."""
+        device = self._device(device_id)
+        allowed = {"always_pxe", "billing_cycle", "customdata", "description", "hostname", "firmware_set_id",
+                   "ipxe_script_url", "locked", "network_frozen", "spot_instance", "tags", "userdata"}
+        if not isinstance(body, dict) or set(body) - allowed:
+            raise _errors(422, f"unknown fields: {sorted(set(body or {}) - allowed)}")
+        tags = body.get("tags", device["tags"])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise _errors(422, "tags must be a list of strings")
+        device["tags"] = list(tags)
+        return 200, self._device_json(device)
+
     def delete_device(self, device_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         self._reap()
         device = self.devices.get(device_id)
         if device is None:
             raise _errors(404, "Not found")
+        if device["delete_forbidden"] and self._state(device) == "failed":
+            raise _errors(403, "You are not authorized to view this device")
         device.setdefault("deleted", self.clock())  # deprovisioning, then gone (see _reap)
         for session_id in [s for s, v in self.sessions.items() if v["device"] == device_id]:
             del self.sessions[session_id]
@@ -582,7 +608,8 @@ class FakeMetal:
         config = project["bgp"]
         if config is None:
             # The API answers 200 with an empty config when BGP was never enabled (pitfall 2).
-            return 200, {"id": "", "max_prefix": 10, "sessions": [], "ranges": []}
+            # No `id` (a Go client reads it as ""): an empty string is no uuid.
+            return 200, {"max_prefix": 10, "sessions": [], "ranges": []}
         return 200, {
             "id": config["id"], "status": config["status"], "deployment_type": "local", "asn": config["asn"],
             "md5": config["md5"], "max_prefix": config["max_prefix"], "route_object": None, "ranges": [],
@@ -620,19 +647,27 @@ class FakeMetal:
         config = self.projects[device["project"]]["bgp"]
         if config is None or config["status"] != "enabled":
             raise _errors(422, "BGP is not enabled for this project")
+        if self._state(device) != "active":
+            raise _errors(422, f"Device must be active to create a BGP session (it is {self._state(device)})")
         family = (body or {}).get("address_family")
         if family not in ("ipv4", "ipv6"):
             raise _errors(422, "address_family must be ipv4 or ipv6")
         if any(s["device"] == device_id and s["family"] == family for s in self.sessions.values()):
             raise _errors(422, f"Address family already has session with {family}")
         session = {"id": str(uuid.uuid4()), "device": device_id, "family": family,
-                   "default_route": bool((body or {}).get("default_route")), "created_at": _now_iso()}
+                   "default_route": bool((body or {}).get("default_route")), "created_at": _now_iso(),
+                   "created": self.clock()}
         self.sessions[session["id"]] = session
         return 201, self._session_json(session)
 
     def _session_json(self, session: dict) -> dict:
+        device = self.devices[session["device"]]
+        status = session.get("status") or self.session_status.get(device["hostname"])  # as a test set it
+        if status is None:
+            up = self.clock() - session["created"] >= self.session_up_delay and self._state(device) == "active"
+            status = ",".join(["up" if up else "unknown"] * len(self.peer_ips))  # one value per router
         return {"id": session["id"], "address_family": session["family"], "default_route": session["default_route"],
-                "status": "unknown", "learned_routes": [],
+                "status": status, "learned_routes": session.get("learned_routes", []),
                 "device": {"href": f"{BASE_PATH}/devices/{session['device']}"},
                 "created_at": session["created_at"], "updated_at": session["created_at"],
                 "href": f"{BASE_PATH}/bgp/sessions/{session['id']}"}
@@ -648,44 +683,50 @@ class FakeMetal:
             family = 6 if session["family"] == "ipv6" else 4
             own = next((ip for ip in device["ips"] if ip["address_family"] == family
                         and ip["public"] == (family == 6)), None)
-            neighbors.append({
+            metros = sorted({d["metro"] for d in self.devices.values() if d["project"] == device["project"]})
+            neighbor = {
                 "address_family": family, "customer_as": config["asn"],
                 "customer_ip": own["address"] if own else None,
-                "md5_enabled": bool(config["md5"]), "md5_password": config["md5"],
+                "md5_enabled": bool(config["md5"]),
                 "multihop": self.multihop, "peer_as": self.peer_as,
                 "peer_ips": [_padded(ip) for ip in self.peer_ips] if family == 6 else ["169.254.255.1", "169.254.255.2"],
-                "routes_in": [{"route": str(self.block), "exact": False}] if family == 6 else [],
+                "routes_in": [{"route": str(self.block_for(m)), "exact": False} for m in metros] if family == 6 else [],
                 "routes_out": [],
-            })
+            }
+            if config["md5"]:  # the spec types it as a string: no password, no key
+                neighbor["md5_password"] = config["md5"]
+            neighbors.append(neighbor)
         return 200, {"bgp_neighbors": neighbors, "href": f"{BASE_PATH}/devices/{device_id}/bgp/neighbors"}
 
     # --- IP reservations -----------------------------------------------------------------------
 
     def list_ips(self, project_id: str, *, query: dict, body: Any) -> tuple[int, Any]:
         project = self._project(project_id)
-        metros = {d["metro"] for d in self.devices.values() if d["project"] == project_id}
+        metros = sorted({d["metro"] for d in self.devices.values() if d["project"] == project_id})
         reservations = []
-        # The /56 exists only once a device is in the metro (pitfall 9).
-        if self.metro in metros:
-            reservations.append(self._reservation(project, "public_ipv6", project["block_id"], self.block))
+        # A /56 exists only once a device is in its metro (pitfall 9).
+        for metro in metros:
+            reservations.append(self._reservation(project, "public_ipv6", self.block_id(metro), self.block_for(metro), metro))
+        if metros:
             reservations.append(self._reservation(project, "private_ipv4", project["private_block_id"],
-                                                  ipaddress.IPv4Network("10.99.0.0/16")))
+                                                  ipaddress.IPv4Network("10.99.0.0/16"), metros[0]))
         types = [t for value in query.get("types", []) for t in value.split(",") if t]
         if types:
             reservations = [r for r in reservations if r["type"] in types]
+        reservations = [_shaped(r, query, ("metro", "facility", "project")) for r in reservations]
         return 200, self._page(reservations, query, f"/projects/{project_id}/ips", "ip_addresses", default=250)
 
-    def _reservation(self, project: dict, kind: str, block_id: str, network: Any) -> dict:
+    def _reservation(self, project: dict, kind: str, block_id: str, network: Any, metro_code: str) -> dict:
         assigned = [ip["href"] for d in self.devices.values() if d["project"] == project["id"]
                     for ip in d["ips"] if ip["parent_block"]["href"].endswith(block_id)]
-        metro = None if self.block_metro_null else self._metro_json(self.metro)
+        metro = None if self.block_metro_null else self._metro_json(metro_code)
         return {
             "id": block_id, "type": kind, "address_family": network.version, "public": kind != "private_ipv4",
             "management": True, "manageable": True, "global_ip": False, "addon": False, "bill": False,
             "enabled": True, "network": _padded(str(network.network_address)) if network.version == 6
             else str(network.network_address), "address": str(network.network_address),
             "gateway": str(network.network_address + 1), "cidr": network.prefixlen, "netmask": str(network.netmask),
-            "metro": metro, "facility": self._facility_json(self.metro),
+            "metro": metro, "facility": self._facility_json(metro_code),
             "project": {"href": f"{BASE_PATH}/projects/{project['id']}"},
             "project_lite": {"href": f"{BASE_PATH}/projects/{project['id']}"},
             "assignments": [{"href": h} for h in assigned], "available": f"{BASE_PATH}/ips/{block_id}/available",
@@ -693,11 +734,30 @@ class FakeMetal:
         }
 
 
+def _listed(query: dict[str, list[str]], name: str) -> set[str]:
+    return {v for value in query.get(name, []) for v in value.split(",") if v}
+
+
+def _shaped(document: dict, query: dict[str, list[str]], references: tuple[str, ...]) -> dict:
+    """`include` / `exclude` as the spec says: a referenced object comes back as {href} unless
+    included (dotted names include the first level here); excluded fields are left out."""
+    included = {name.split(".")[0] for name in _listed(query, "include")}
+    shaped = {}
+    for key, value in document.items():
+        if key in _listed(query, "exclude"):
+            continue
+        if key in references and isinstance(value, dict) and key not in included:
+            value = {"href": value.get("href") or f"{BASE_PATH}/{key}s/{value.get('id', '')}"}
+        shaped[key] = value
+    return shaped
+
+
 _ID = r"([^/]+)"
 _ROUTES: list[tuple[str, str, Callable[..., tuple[int, Any]]]] = [
     ("GET", rf"/projects/{_ID}/devices", FakeMetal.list_devices),
     ("POST", rf"/projects/{_ID}/devices", FakeMetal.post_device),
     ("GET", rf"/devices/{_ID}", FakeMetal.get_device),
+    ("PUT", rf"/devices/{_ID}", FakeMetal.update_device),
     ("DELETE", rf"/devices/{_ID}", FakeMetal.delete_device),
     ("GET", rf"/projects/{_ID}/ssh-keys", FakeMetal.list_ssh_keys),
     ("POST", rf"/projects/{_ID}/ssh-keys", FakeMetal.post_ssh_key),
@@ -713,61 +773,3 @@ _REASONS = {429: "Too many requests", 500: "Oh snap, something went wrong! We've
             502: "Bad gateway", 503: "Service unavailable", 504: "Gateway timeout", 403: "Forbidden"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-metal/1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms each.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self.server.fake.handle(self, "GET")  # type: ignore[attr-defined]
-
-    def do_POST(self) -> None:
-        self.server.fake.handle(self, "POST")  # type: ignore[attr-defined]
-
-    def do_DELETE(self) -> None:
-        self.server.fake.handle(self, "DELETE")  # type: ignore[attr-defined]
-
-    def do_PUT(self) -> None:
-        self.server.fake.handle(self, "PUT")  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def answer_json(self, status: int, body: Any, headers: dict[str, str] | None = None,
-                    record: Recorded | None = None) -> None:
-        if record is not None:
-            record.status, record.response = status, body
-        payload = b"" if body is None or status == 204 else json.dumps(body).encode()
-        self.answer(status, payload, "application/json", headers)
-
-    def answer(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None,
-               record: Recorded | None = None) -> None:
-        if record is not None and record.status is None:
-            record.status = status
-        try:
-            self.send_response(status)
-            if payload:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True  # the client gave up (its read timeout): nothing to tell it
-
-    def reset(self) -> None:
-        """Drop the connection with a TCP RST and no answer."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            fd = self.connection.detach()
-            socket.close(fd)
-        except OSError:
-            pass

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from testbed.lab import Lab, target_for  # noqa: E402
-from v6kube.nodeops import PrepareSpec, gather_raw_facts, prepare_nodes  # noqa: E402
+from v6kube.nodes import PrepareSpec, gather_raw_facts, prepare_nodes  # noqa: E402
 from v6kube.ssh import SSHOptions, connect  # noqa: E402
 
 RESOLVERS = ("2001:4860:4860::8888", "2001:4860:4860::8844")

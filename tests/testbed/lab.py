@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
+from testbed.kube_stubs import write_fixtures
 from testbed.stubs import install_stubs
+from v6kube.nodes.managed import DOWNLOAD_HOSTS
 
 PREFIX = IPv6Network("fd6b:7636::/48")  # exists only inside the testbed
 BGP_PASSWORD = "Abcdef12345"
@@ -240,8 +242,14 @@ protocol bgp nodes {{
 
     def add_node(self, name: str | None = None, *, os_name: str = "debian-12", resolved: bool = False,
                  swap_in_fstab: bool = True, start_sshd: bool = True, ipv4: bool = False,
-                 sudo_secure_path: bool = True) -> Node:
-        """A fresh node: its own netns, /etc overlay, /run, hostname, host key and stubs."""
+                 sudo_secure_path: bool = True, minimal: bool = False, networkd: bool = False,
+                 download_hosts: dict[str, str] | None = None) -> Node:
+        """A fresh node: its own netns, /etc overlay, /run, hostname, host key and stubs.
+
+        minimal: the image lacks curl and ca-certificates. networkd: systemd-networkd runs (the
+        systemctl stub's stand-in, which drops foreign routes when it starts). download_hosts:
+        addresses for the hosts nodes download from, in the node's /etc/hosts (default: each on an
+        unused address of the LAN, so the node has a route to it)."""
         self._count += 1
         index = self._count
         name = name or f"n{index}"
@@ -251,13 +259,24 @@ protocol bgp nodes {{
         for sub in ("etc-upper", "etc-work", "home"):
             (directory / sub).mkdir(parents=True)
         install_stubs(node.bin_dir, node.state_dir)
+        write_fixtures(self.root)
+        if not minimal:  # what a stock cloud image has installed
+            (node.state_dir / "dpkg").mkdir()
+            (node.state_dir / "dpkg" / "curl").write_text("7.88.1-10+deb12u8\n")
+            (node.state_dir / "dpkg" / "ca-certificates").write_text("20230311\n")
+        if networkd:
+            (node.state_dir / "systemd" / "active").mkdir(parents=True)
+            (node.state_dir / "systemd" / "active" / "systemd-networkd.service").touch()
         self._attach(node.ns, f"v6k{self.token}{index}", node.address)
         if ipv4:
             node.ipv4 = IPv4Address(f"192.0.2.{10 + index}")
             self._enable_ipv4()
             _run(["ip", "-n", node.ns, "addr", "add", f"{node.ipv4}/24", "dev", "eth0"], check=True)
         self.nodes[name] = node
-        self._seed_etc(node, resolved=resolved, swap_in_fstab=swap_in_fstab, sudo_secure_path=sudo_secure_path)
+        hosts = {host: str(self.lan[0xd0 + i]) for i, host in enumerate(DOWNLOAD_HOSTS)}
+        hosts.update(download_hosts or {})
+        self._seed_etc(node, resolved=resolved, swap_in_fstab=swap_in_fstab, sudo_secure_path=sudo_secure_path,
+                       hosts=hosts)
         key = directory / "ssh_host_ed25519_key"
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)], check=True)
         node.host_key = " ".join(Path(f"{key}.pub").read_text().split()[:2])
@@ -272,7 +291,8 @@ protocol bgp nodes {{
             _run(["ip", "addr", "add", "192.0.2.254/24", "dev", self.bridge], check=True)
             self._ipv4_ready = True
 
-    def _seed_etc(self, node: Node, *, resolved: bool, swap_in_fstab: bool, sudo_secure_path: bool) -> None:
+    def _seed_etc(self, node: Node, *, resolved: bool, swap_in_fstab: bool, sudo_secure_path: bool,
+                  hosts: dict[str, str]) -> None:
         """Files the node starts with, written into the overlay's upper dir before it is mounted."""
         upper = node.etc_upper
         # root's home is private to the node: the host's ~/.bashrc must not change the node's PATH.
@@ -284,7 +304,8 @@ protocol bgp nodes {{
             passwd.append(":".join(fields))
         (upper / "passwd").write_text("\n".join(passwd) + "\n")
         (upper / "hostname").write_text(f"{node.name}\n")
-        (upper / "hosts").write_text(f"127.0.0.1 localhost\n::1 localhost\n{node.address} {node.name}\n")
+        (upper / "hosts").write_text(f"127.0.0.1 localhost\n::1 localhost\n{node.address} {node.name}\n"
+                                     + "".join(f"{address} {host}\n" for host, address in hosts.items()))
         release = OS_RELEASES[node.os]
         if release is not None:
             (upper / "os-release").write_text(release)
@@ -334,7 +355,9 @@ Subsystem sftp internal-sftp
         script = (f"hostname {node.name} && "
                   f"mount -t overlay overlay -o lowerdir=/etc,upperdir={node.etc_upper},workdir={node.dir / 'etc-work'} /etc && "
                   f"mount --bind {swaps} /proc/swaps && "
-                  f"mount -t tmpfs -o mode=0755 tmpfs /run && {run_setup} && touch {ready} && exec sleep infinity")
+                  f"mount -t tmpfs -o mode=0755 tmpfs /run && "
+                  # the node's own /usr/local/bin (v6kube installs calicoctl there), not the host's
+                  f"mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin && {run_setup} && touch {ready} && exec sleep infinity")
         node.holder = subprocess.Popen(
             ["ip", "netns", "exec", node.ns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(node.dir / "holder.err", "w"))

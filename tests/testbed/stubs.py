@@ -14,6 +14,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from testbed.kube_stubs import KUBEADM, KUBECTL
+
 HEADER = """#!/bin/sh
 # v6kube testbed stub for {name}: records its arguments, keeps state in STATE.
 STATE={state}
@@ -55,7 +57,14 @@ case "$cmd" in
   update)
     sleep_if_asked
     : > "$STATE/apt-lists.new"
-    for list in /etc/apt/sources.list.d/*.list; do
+    # deb822 .sources files as one-line entries (one stanza each here), then every .list line
+    for sources in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$sources" ] || continue
+      awk '/^URIs:/ { sub(/^URIs: */, ""); u = $0 } /^Suites:/ { sub(/^Suites: */, ""); s = $0 }
+        /^Components:/ { sub(/^Components: */, ""); c = $0 } /^Signed-By:/ { sub(/^Signed-By: */, ""); k = $0 }
+        END { if (u != "") printf "deb [signed-by=%s] %s %s %s\n", k, u, s, c }' "$sources"
+    done > "$STATE/apt-sources.lines"
+    for list in "$STATE/apt-sources.lines" /etc/apt/sources.list.d/*.list; do
       [ -f "$list" ] || continue
       while read -r line; do
         case "$line" in deb*) ;; *) continue ;; esac
@@ -74,6 +83,7 @@ case "$cmd" in
   install)
     take_dpkg_lock
     sleep_if_asked
+    if [ -s "$STATE/apt-get.fail" ]; then cat "$STATE/apt-get.fail" >&2; exit 100; fi  # an injected fault
     mkdir -p "$STATE/dpkg"
     for spec in $pkgs; do
       name=${spec%%=*}
@@ -182,7 +192,7 @@ unit_file() { if [ -f "/etc/systemd/system/$1" ]; then echo "/etc/systemd/system
 unit_exists() {
   [ -f "/etc/systemd/system/$1" ] && return 0
   case "$1" in
-    swap.target|systemd-resolved.service|ssh.service) return 0 ;;
+    swap.target|systemd-resolved.service|systemd-networkd.service|ssh.service) return 0 ;;
     containerd.service) [ -f "$STATE/dpkg/containerd.io" ] ;;
     kubelet.service) [ -f "$STATE/dpkg/kubelet" ] ;;
     *) return 1 ;;
@@ -197,8 +207,18 @@ enabled() {
     [ -f "$STATE/systemd/enabled/$1" ]
   fi
 }
+# The network manager stand-in: like systemd-networkd when it starts, delete every route it did not
+# configure itself (it configures none here; "proto kernel" routes stay) unless a networkd.conf
+# (drop-in) says ManageForeignRoutes=no. The node's own routes are real, so this is what they see.
+networkd_start() {
+  keep=$(cat /etc/systemd/networkd.conf /etc/systemd/networkd.conf.d/*.conf 2>/dev/null |
+    sed -n 's/^[[:space:]]*ManageForeignRoutes[[:space:]]*=[[:space:]]*//p' | tail -n 1)
+  case "$keep" in no|false|0|off) return 0 ;; esac
+  for proto in boot static; do ip -6 route flush proto "$proto"; done
+}
 start() {
   if masked "$1"; then echo "Failed to start $1: Unit $1 is masked." >&2; exit 1; fi
+  if [ "$1" = systemd-networkd.service ]; then networkd_start; fi
   f=$(unit_file "$1")
   if [ -n "$f" ]; then
     exe=$(sed -n 's/^ExecStart=//p' "$f" | head -n 1)
@@ -242,8 +262,10 @@ case "$cmd" in
     done ;;
   unmask)
     for u in $units; do if masked "$u"; then rm -f "/etc/systemd/system/$u"; fi; done ;;
-  start|restart|reload|try-restart|reload-or-restart)
+  start|restart|reload|reload-or-restart)
     for u in $units; do need_unit "$u"; start "$u"; done ;;
+  try-restart)  # only what runs
+    for u in $units; do if [ -f "$STATE/systemd/active/$u" ]; then start "$u"; fi; done ;;
   stop)
     for u in $units; do rm -f "$STATE/systemd/active/$u"; done ;;
   is-enabled)
@@ -296,6 +318,8 @@ exit 0
 """
 
 CURL = r"""
+# A minimal image has no curl until apt-get installs it.
+[ -f "$STATE/dpkg/curl" ] || { echo "sh: 1: curl: not found" >&2; exit 127; }
 out=
 url=
 skip=
@@ -363,10 +387,9 @@ STUBS = {
     "curl": CURL,
     "gpg": GPG,
     "containerd": VERSIONED,
-    "kubeadm": VERSIONED,
+    "kubeadm": KUBEADM,
     "kubelet": VERSIONED,
-    "kubectl": VERSIONED,
-    "calicoctl": VERSIONED,
+    "kubectl": KUBECTL,
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from ipaddress import IPv6Network
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from v6kube import console
 from v6kube.config import Cluster, Node
@@ -52,8 +52,10 @@ class StaticProvider:
     def find_servers(self) -> list[Server]:
         return [server_from_node(node) for node in self.cluster.nodes]
 
-    def ensure_servers(self, specs: Sequence[ServerSpec]) -> list[Server]:
-        """The configured servers for these specs; a spec the cluster file does not list is an error."""
+    def ensure_servers(self, specs: Sequence[ServerSpec],
+                       recorded_ids: Mapping[str, str] | None = None) -> list[Server]:
+        """The configured servers for these specs; a spec the cluster file does not list is an error.
+        Ids are the node names, so recorded ids add nothing here."""
         servers = {s.hostname: s for s in self.find_servers()}
         unknown = [spec.name for spec in specs if spec.name not in servers]
         if unknown:
@@ -85,7 +87,34 @@ class StaticProvider:
     def find_block(self) -> IPv6Network:
         return self.config.block
 
+    def find_taken_subnets(self) -> list[IPv6Network]:
+        return []  # the cluster file owns the block: nothing else is known to share it
+
+    def delete_cluster_resources(self) -> None:
+        """Nothing: the static provider owns nothing at a provider."""
+
+    def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
+        """Nothing: no other cluster reads a static block."""
+
     def delete_servers(self, servers: Sequence[Server]) -> None:
         if servers:
             names = ", ".join(s.hostname for s in servers)
             console.progress("static", None, f"servers are not deleted with the static provider: {names} keep running")
+
+
+def from_cluster(cluster: Cluster, *, environ: Mapping[str, str] | None = None, **options: Any) -> StaticProvider:
+    return StaticProvider(cluster, environ=environ)
+
+
+def plan_phases(cluster: Cluster) -> dict[str, str]:
+    """What create's provider phases do with servers the user already has (nothing is created)."""
+    return {
+        "provision": "use the servers listed in the cluster file (addresses and gateways from the file; "
+                     "nothing is created, so no provider API is called)",
+        "bgp": f"peer every node with the routers in provider.peers (AS {cluster.provider.peer_asn}); "
+               "nothing to enable at a provider",
+    }
+
+
+def planned_calls(cluster: Cluster) -> list[dict[str, str]]:
+    return []  # no API

@@ -19,13 +19,19 @@ case "$os" in
     exit 1
     ;;
 esac
+arch=$(dpkg --print-architecture)
+if [ "$arch" != amd64 ]; then
+  echo "prepare.sh: this script is for amd64 servers, this one is $arch" >&2
+  exit 1
+fi
 
 # Checks used by the steps: each is true when what it names already holds on this node.
-# (nodeops.py decides the same things in Python from the facts it reads; keep the two in step.)
+# (v6kube.nodes decides the same things in Python from the facts it reads; keep the two in step.)
 # Never pipe into `grep -q`: it exits at the first match, the producer then dies of SIGPIPE and
 # pipefail turns a match into a failure. awk reads all its input and decides at END.
 file_is() { [ -f "$1" ] && [ "$(cat "$1"; echo x)" = "${2}x" ]; }
 nonempty() { [ -s "$1" ]; }
+absent() { [ ! -e "$1" ]; }
 sysctl_is() { [ "$(sysctl -n "$1" 2>/dev/null)" = "$2" ]; }
 # No interface still ignores router advertisements because forwarding is on (accept_ra 1).
 ra_kept() { ! grep -qsx 1 /proc/sys/net/ipv6/conf/*/accept_ra; }
@@ -56,7 +62,26 @@ resolved_in_use() {
 nameservers_are() {
   [ "$(awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null)" = "$(printf '%s\n' "$@")" ]
 }
+# Whether the node has a route to at least one address of host $1 (IPv6 first; IPv4 only for a
+# host without IPv6, or when the node has IPv4 itself). Lookups give up after 2 s without an answer.
+host_routed() {
+  for a in $({ RES_OPTIONS='timeout:2 attempts:1'; export RES_OPTIONS; getent hosts "$1"; getent ahostsv4 "$1"; } 2>/dev/null |
+    awk '{ print $1 }' | sort -u); do
+    if ip route get "$a" >/dev/null 2>&1; then return 0; fi
+  done
+  return 1
+}
 
+# Every host this node downloads from needs an address it has a route to (an IPv6-only node
+# cannot reach a host that serves only IPv4): say which one before anything changes.
+unreachable=
+for host in download.docker.com pkgs.k8s.io prod-cdn.packages.k8s.io registry.k8s.io quay.io; do
+  host_routed "$host" || unreachable="$unreachable $host"
+done
+if [ -n "$unreachable" ]; then
+  echo "prepare.sh: no route to any address of:$unreachable (IPv4 or NAT64/DNS64 is needed for a host without IPv6); nothing was changed" >&2
+  exit 1
+fi
 
 # --- swap-off: swap is off now and stays off after a reboot
 if swap_is_off && unit_is swap.target masked; then
@@ -169,6 +194,26 @@ nameserver 2001:4860:4860::8844
   mv -f /etc/v6kube/resolv.conf.v6kube-new /etc/v6kube/resolv.conf
 fi
 
+# --- networkd-keeps-routes: systemd-networkd leaves the routes it did not make (the peer routes, Calico's) alone
+if file_is /etc/systemd/networkd.conf.d/v6kube-foreign-routes.conf '# Written by v6kube: systemd-networkd deletes the routes it did not configure when it starts
+# (ManageForeignRoutes=yes by default), among them the routes to the BGP peers and Calico'"'"'s.
+[Network]
+ManageForeignRoutes=no
+'; then
+  echo 'ok: networkd-keeps-routes: systemd-networkd leaves the routes it did not make (the peer routes, Calico'"'"'s) alone'
+else
+  echo 'run: networkd-keeps-routes'
+  install -d -m 0755 /etc/systemd/networkd.conf.d
+  printf '%s' '# Written by v6kube: systemd-networkd deletes the routes it did not configure when it starts
+# (ManageForeignRoutes=yes by default), among them the routes to the BGP peers and Calico'"'"'s.
+[Network]
+ManageForeignRoutes=no
+' > /etc/systemd/networkd.conf.d/v6kube-foreign-routes.conf.v6kube-new
+  chmod 0644 /etc/systemd/networkd.conf.d/v6kube-foreign-routes.conf.v6kube-new
+  mv -f /etc/systemd/networkd.conf.d/v6kube-foreign-routes.conf.v6kube-new /etc/systemd/networkd.conf.d/v6kube-foreign-routes.conf
+  systemctl try-restart systemd-networkd.service
+fi
+
 # --- peer-routes: the BGP peers are routed via the gateway 2001:db8:0:2a00::1
 if route_via 2001:db8:ffff::e/128 2001:db8:0:2a00::1 && route_via 2001:db8:ffff::f/128 2001:db8:0:2a00::1; then
   echo 'ok: peer-routes: the BGP peers are routed via the gateway 2001:db8:0:2a00::1'
@@ -249,13 +294,27 @@ WantedBy=multi-user.target
   systemctl enable v6kube-peer-routes.service
 fi
 
+# --- base-packages: curl and ca-certificates are installed (the steps fetch apt keys with curl)
+if package_installed curl '' && package_installed ca-certificates ''; then
+  echo 'ok: base-packages: curl and ca-certificates are installed (the steps fetch apt keys with curl)'
+else
+  echo 'run: base-packages'
+  apt-get update -q -o DPkg::Lock::Timeout=600
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold curl ca-certificates
+fi
+
 # --- docker-repo: depends on the operating system
 case "$os" in
   ubuntu-22.04)
-if nonempty /etc/apt/keyrings/docker.asc && file_is /etc/apt/sources.list.d/docker.list '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository;
-# the containerd of ubuntu itself is 1.x.
-deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu jammy stable
-'; then
+if nonempty /etc/apt/keyrings/docker.asc && file_is /etc/apt/sources.list.d/docker.sources '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository, in the
+# deb822 form Docker documents; the containerd of ubuntu itself is 1.x.
+Types: deb
+URIs: https://download.docker.com/linux/ubuntu
+Suites: jammy
+Components: stable
+Architectures: amd64
+Signed-By: /etc/apt/keyrings/docker.asc
+' && absent /etc/apt/sources.list.d/docker.list; then
   echo 'ok: docker-repo: apt has the Docker repository for ubuntu jammy (containerd 2.x)'
 else
   echo 'run: docker-repo'
@@ -264,19 +323,30 @@ else
   chmod 0644 /etc/apt/keyrings/docker.asc.v6kube-new
   mv -f /etc/apt/keyrings/docker.asc.v6kube-new /etc/apt/keyrings/docker.asc
   install -d -m 0755 /etc/apt/sources.list.d
-  printf '%s' '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository;
-# the containerd of ubuntu itself is 1.x.
-deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu jammy stable
-' > /etc/apt/sources.list.d/docker.list.v6kube-new
-  chmod 0644 /etc/apt/sources.list.d/docker.list.v6kube-new
-  mv -f /etc/apt/sources.list.d/docker.list.v6kube-new /etc/apt/sources.list.d/docker.list
+  printf '%s' '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository, in the
+# deb822 form Docker documents; the containerd of ubuntu itself is 1.x.
+Types: deb
+URIs: https://download.docker.com/linux/ubuntu
+Suites: jammy
+Components: stable
+Architectures: amd64
+Signed-By: /etc/apt/keyrings/docker.asc
+' > /etc/apt/sources.list.d/docker.sources.v6kube-new
+  chmod 0644 /etc/apt/sources.list.d/docker.sources.v6kube-new
+  mv -f /etc/apt/sources.list.d/docker.sources.v6kube-new /etc/apt/sources.list.d/docker.sources
+  rm -f /etc/apt/sources.list.d/docker.list
 fi
     ;;
   ubuntu-24.04)
-if nonempty /etc/apt/keyrings/docker.asc && file_is /etc/apt/sources.list.d/docker.list '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository;
-# the containerd of ubuntu itself is 1.x.
-deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu noble stable
-'; then
+if nonempty /etc/apt/keyrings/docker.asc && file_is /etc/apt/sources.list.d/docker.sources '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository, in the
+# deb822 form Docker documents; the containerd of ubuntu itself is 1.x.
+Types: deb
+URIs: https://download.docker.com/linux/ubuntu
+Suites: noble
+Components: stable
+Architectures: amd64
+Signed-By: /etc/apt/keyrings/docker.asc
+' && absent /etc/apt/sources.list.d/docker.list; then
   echo 'ok: docker-repo: apt has the Docker repository for ubuntu noble (containerd 2.x)'
 else
   echo 'run: docker-repo'
@@ -285,19 +355,30 @@ else
   chmod 0644 /etc/apt/keyrings/docker.asc.v6kube-new
   mv -f /etc/apt/keyrings/docker.asc.v6kube-new /etc/apt/keyrings/docker.asc
   install -d -m 0755 /etc/apt/sources.list.d
-  printf '%s' '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository;
-# the containerd of ubuntu itself is 1.x.
-deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu noble stable
-' > /etc/apt/sources.list.d/docker.list.v6kube-new
-  chmod 0644 /etc/apt/sources.list.d/docker.list.v6kube-new
-  mv -f /etc/apt/sources.list.d/docker.list.v6kube-new /etc/apt/sources.list.d/docker.list
+  printf '%s' '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository, in the
+# deb822 form Docker documents; the containerd of ubuntu itself is 1.x.
+Types: deb
+URIs: https://download.docker.com/linux/ubuntu
+Suites: noble
+Components: stable
+Architectures: amd64
+Signed-By: /etc/apt/keyrings/docker.asc
+' > /etc/apt/sources.list.d/docker.sources.v6kube-new
+  chmod 0644 /etc/apt/sources.list.d/docker.sources.v6kube-new
+  mv -f /etc/apt/sources.list.d/docker.sources.v6kube-new /etc/apt/sources.list.d/docker.sources
+  rm -f /etc/apt/sources.list.d/docker.list
 fi
     ;;
   debian-12)
-if nonempty /etc/apt/keyrings/docker.asc && file_is /etc/apt/sources.list.d/docker.list '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository;
-# the containerd of debian itself is 1.x.
-deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian bookworm stable
-'; then
+if nonempty /etc/apt/keyrings/docker.asc && file_is /etc/apt/sources.list.d/docker.sources '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository, in the
+# deb822 form Docker documents; the containerd of debian itself is 1.x.
+Types: deb
+URIs: https://download.docker.com/linux/debian
+Suites: bookworm
+Components: stable
+Architectures: amd64
+Signed-By: /etc/apt/keyrings/docker.asc
+' && absent /etc/apt/sources.list.d/docker.list; then
   echo 'ok: docker-repo: apt has the Docker repository for debian bookworm (containerd 2.x)'
 else
   echo 'run: docker-repo'
@@ -306,12 +387,18 @@ else
   chmod 0644 /etc/apt/keyrings/docker.asc.v6kube-new
   mv -f /etc/apt/keyrings/docker.asc.v6kube-new /etc/apt/keyrings/docker.asc
   install -d -m 0755 /etc/apt/sources.list.d
-  printf '%s' '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository;
-# the containerd of debian itself is 1.x.
-deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian bookworm stable
-' > /etc/apt/sources.list.d/docker.list.v6kube-new
-  chmod 0644 /etc/apt/sources.list.d/docker.list.v6kube-new
-  mv -f /etc/apt/sources.list.d/docker.list.v6kube-new /etc/apt/sources.list.d/docker.list
+  printf '%s' '# Written by v6kube: containerd 2.x (package containerd.io) from the Docker repository, in the
+# deb822 form Docker documents; the containerd of debian itself is 1.x.
+Types: deb
+URIs: https://download.docker.com/linux/debian
+Suites: bookworm
+Components: stable
+Architectures: amd64
+Signed-By: /etc/apt/keyrings/docker.asc
+' > /etc/apt/sources.list.d/docker.sources.v6kube-new
+  chmod 0644 /etc/apt/sources.list.d/docker.sources.v6kube-new
+  mv -f /etc/apt/sources.list.d/docker.sources.v6kube-new /etc/apt/sources.list.d/docker.sources
+  rm -f /etc/apt/sources.list.d/docker.list
 fi
     ;;
 esac
@@ -341,7 +428,9 @@ if package_installed containerd.io 2. && package_installed kubelet 1.33. && pack
 else
   echo 'run: packages'
   apt-get update -q -o DPkg::Lock::Timeout=600
+  apt-mark unhold kubelet kubeadm kubectl
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold 'containerd.io=2.*' 'kubelet=1.33.*' 'kubeadm=1.33.*' 'kubectl=1.33.*'
+  apt-mark hold kubelet kubeadm kubectl
 fi
 
 # --- packages-held: kubelet, kubeadm and kubectl are held (upgrades go through kubeadm)
@@ -352,9 +441,14 @@ else
   apt-mark hold kubelet kubeadm kubectl
 fi
 
-# --- containerd-config: containerd uses the systemd cgroup driver (config version 3)
+# --- containerd-config: containerd uses the systemd cgroup driver and the pause image of Kubernetes 1.33 (config version 3)
 if file_is /etc/containerd/config.toml '# Written by v6kube: containerd 2.x, config version 3. Keys not set here keep their defaults.
 version = 3
+
+# The pause image kubeadm 1.33 expects: with another one, kubeadm'"'"'s preflight warns that the
+# sandbox image is inconsistent (and the kubelet'"'"'s image garbage collection may remove it).
+[plugins.'"'"'io.containerd.cri.v1.images'"'"'.pinned_images]
+  sandbox = '"'"'registry.k8s.io/pause:3.10'"'"'
 
 [plugins.'"'"'io.containerd.cri.v1.runtime'"'"'.containerd]
   default_runtime_name = '"'"'runc'"'"'
@@ -366,12 +460,17 @@ version = 3
 [plugins.'"'"'io.containerd.cri.v1.runtime'"'"'.containerd.runtimes.runc.options]
   SystemdCgroup = true
 '; then
-  echo 'ok: containerd-config: containerd uses the systemd cgroup driver (config version 3)'
+  echo 'ok: containerd-config: containerd uses the systemd cgroup driver and the pause image of Kubernetes 1.33 (config version 3)'
 else
   echo 'run: containerd-config'
   install -d -m 0755 /etc/containerd
   printf '%s' '# Written by v6kube: containerd 2.x, config version 3. Keys not set here keep their defaults.
 version = 3
+
+# The pause image kubeadm 1.33 expects: with another one, kubeadm'"'"'s preflight warns that the
+# sandbox image is inconsistent (and the kubelet'"'"'s image garbage collection may remove it).
+[plugins.'"'"'io.containerd.cri.v1.images'"'"'.pinned_images]
+  sandbox = '"'"'registry.k8s.io/pause:3.10'"'"'
 
 [plugins.'"'"'io.containerd.cri.v1.runtime'"'"'.containerd]
   default_runtime_name = '"'"'runc'"'"'

@@ -1,0 +1,135 @@
+"""Shared pieces of the end-to-end tests: a download server standing in for GitHub, cluster files
+for testbed nodes, and running the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from ipaddress import IPv6Network
+from pathlib import Path
+
+import yaml
+
+from testbed.kube_stubs import calicoctl_script
+from testbed.lab import BGP_PASSWORD, Lab, Node
+
+CALICO_VERSION = "3.30.3"
+BGP_ENV = "V6KUBE_TEST_BGP_PASSWORD"
+OPERATOR_CRDS = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: installations.operator.tigera.io
+spec:
+  group: operator.tigera.io
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: tigerastatuses.operator.tigera.io
+spec:
+  group: operator.tigera.io
+"""
+TIGERA_OPERATOR = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: tigera-operator
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: tigera-operator
+  namespace: tigera-operator
+"""
+
+
+class DownloadServer:
+    """A loopback HTTP server laid out like GitHub's release downloads and raw manifests."""
+
+    def __init__(self, lab: Lab, root: Path, *, corrupt_sums: bool = False):
+        self.root = root
+        self.requests: list[str] = []
+        release = root / "releases" / f"v{CALICO_VERSION}"
+        manifests = root / "raw" / f"v{CALICO_VERSION}" / "manifests"
+        release.mkdir(parents=True)
+        manifests.mkdir(parents=True)
+        binary = calicoctl_script(lab.root, CALICO_VERSION).encode()
+        (release / "calicoctl-linux-amd64").write_bytes(binary)
+        digest = hashlib.sha256(binary).hexdigest()
+        if corrupt_sums:
+            digest = "0" * 64
+        (release / "SHA256SUMS").write_text(f"{digest}  calicoctl-linux-amd64\n{'1' * 64}  calicoctl-linux-arm64\n")
+        (manifests / "operator-crds.yaml").write_text(OPERATOR_CRDS)
+        (manifests / "tigera-operator.yaml").write_text(TIGERA_OPERATOR)
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def log_message(self, *args):
+                server.requests.append(self.path)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def env(self, cache: Path) -> dict[str, str]:
+        return {"V6KUBE_CALICO_RELEASES_URL": f"{self.base}/releases",
+                "V6KUBE_CALICO_MANIFESTS_URL": f"{self.base}/raw",
+                "V6KUBE_CACHE_DIR": str(cache)}
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def static_cluster(lab: Lab, name: str, nodes: list[Node], *, pin_keys: bool = True) -> dict:
+    block = str(IPv6Network(f"{lab.lan.network_address}/56", strict=False))
+    return {
+        "name": name,
+        "provider": {"type": "static", "block": block, "local_asn": 65000, "peer_asn": 65530,
+                     "peers": [str(p) for p in lab.peers], "bgp_password_env": BGP_ENV},
+        "nodes": [{"name": n.name, "role": "control-plane" if i == 0 else "worker", "address": str(n.address),
+                   "gateway": str(lab.gateway), **({"host_key": n.host_key} if pin_keys else {})}
+                  for i, n in enumerate(nodes)],
+        "ssh": {"private_key": str(lab.client_key), "connect_timeout": 20, "command_timeout": 120,
+                "trust_on_first_use": not pin_keys},
+    }
+
+
+def write_cluster(path: Path, document: dict) -> Path:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def cli_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({BGP_ENV: BGP_PASSWORD, "V6KUBE_POLL_INTERVAL": "0.05", "NO_COLOR": "1", "COLUMNS": "200"})
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "v6kube", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "v6kube", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+
+
+def phases_done(state_dir: Path) -> list[str]:
+    try:
+        return list(json.loads((state_dir / "state.json").read_text())["phases_done"])
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def api_dir(lab: Lab, node: Node) -> Path:
+    return lab.root / "kube-api" / str(node.address)
