@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from ipaddress import IPv6Network
 from pathlib import Path
 
 import yaml
 
+from fakes.metal_api import FakeMetal
 from testbed.kube_stubs import calicoctl_script
 from testbed.lab import BGP_PASSWORD, Lab, Node
 
@@ -133,3 +135,36 @@ def phases_done(state_dir: Path) -> list[str]:
 
 def api_dir(lab: Lab, node: Node) -> Path:
     return lab.root / "kube-api" / str(node.address)
+
+
+class Boot(threading.Thread):
+    """Installs each new device's pinned host key on its testbed node and starts its sshd."""
+
+    def __init__(self, lab, api, nodes):
+        super().__init__(daemon=True)
+        self.lab, self.api, self.nodes, self.booted, self.stop = lab, api, nodes, set(), threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            with self.api.lock:
+                devices = [(i, d["hostname"], d["userdata"]) for i, d in self.api.devices.items() if not d.get("deleted")]
+            for device_id, hostname, userdata in devices:
+                if device_id not in self.booted and hostname in self.nodes:  # a replacement boots anew
+                    keys = yaml.safe_load(userdata)["ssh_keys"]
+                    node = self.nodes[hostname]
+                    self.lab.stop_sshd(node)
+                    (node.dir / "ssh_host_ed25519_key").write_text(keys["ed25519_private"])
+                    (node.dir / "ssh_host_ed25519_key.pub").write_text(keys["ed25519_public"] + "\n")
+                    node.host_key = keys["ed25519_public"]
+                    self.lab.start_sshd(node)
+                    self.booted.add(device_id)
+            time.sleep(0.05)
+
+
+def fake_metal_for(lab: Lab, nodes: dict[str, Node], token: str, **options) -> FakeMetal:
+    """A fake Metal API whose project /56 is the lab's and whose devices get the nodes' addresses
+    (hostname = node name) and the lab router's addresses as BGP peers."""
+    block = IPv6Network((lab.lan.network_address, 56), strict=False)
+    addresses = {name: (str(n.address), str(lab.gateway), 64) for name, n in nodes.items()}
+    return FakeMetal(token=token, block=str(block), addresses=addresses,
+                     peer_ips=tuple(str(p) for p in lab.peers), **options)

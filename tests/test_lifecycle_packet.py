@@ -5,15 +5,10 @@ the node's sshd, as cloud-init would, and only then starts sshd (SSH is refused 
 
 from __future__ import annotations
 
-import threading
-import time
-from ipaddress import IPv6Network
-
 import pytest
 import yaml
 
-from fakes.metal_api import FakeMetal
-from lifecycle_helpers import BGP_ENV, DownloadServer, api_dir, cli_env, run_cli, write_cluster
+from lifecycle_helpers import BGP_ENV, Boot, DownloadServer, api_dir, cli_env, fake_metal_for, run_cli, write_cluster
 from testbed.lab import BGP_PASSWORD
 
 pytestmark = pytest.mark.testbed
@@ -21,37 +16,10 @@ TOKEN = "lifecycle-test-token-0123456789abcdef"
 NAMES = ("cp-0", "w-0", "w-1", "w-2")  # w-2 only exists once join-worker --count 1 asks for it
 
 
-class Boot(threading.Thread):
-    """Installs each new device's pinned host key on its testbed node and starts its sshd."""
-
-    def __init__(self, lab, api, nodes):
-        super().__init__(daemon=True)
-        self.lab, self.api, self.nodes, self.booted, self.stop = lab, api, nodes, set(), threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            with self.api.lock:
-                devices = [(i, d["hostname"], d["userdata"]) for i, d in self.api.devices.items() if not d.get("deleted")]
-            for device_id, hostname, userdata in devices:
-                if device_id not in self.booted and hostname in self.nodes:  # a replacement boots anew
-                    keys = yaml.safe_load(userdata)["ssh_keys"]
-                    node = self.nodes[hostname]
-                    self.lab.stop_sshd(node)
-                    (node.dir / "ssh_host_ed25519_key").write_text(keys["ed25519_private"])
-                    (node.dir / "ssh_host_ed25519_key.pub").write_text(keys["ed25519_public"] + "\n")
-                    node.host_key = keys["ed25519_public"]
-                    self.lab.start_sshd(node)
-                    self.booted.add(device_id)
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def packet(lab, new_node, tmp_path):
     nodes = {name: new_node(name=name, os_name="ubuntu-24.04", start_sshd=False) for name in NAMES}
-    block = IPv6Network((lab.lan.network_address, 56), strict=False)
-    addresses = {name: (str(n.address), str(lab.gateway), 64) for name, n in nodes.items()}
-    api = FakeMetal(token=TOKEN, block=str(block), addresses=addresses, peer_ips=tuple(str(p) for p in lab.peers))
-    api.start()
+    api = fake_metal_for(lab, nodes, TOKEN).start()
     boot = Boot(lab, api, nodes)
     boot.start()
     downloads = DownloadServer(lab, tmp_path / "www")

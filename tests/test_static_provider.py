@@ -111,10 +111,3 @@ def test_server_ready_and_failed_read_every_provider_s_words():
     for state, expected in words.items():
         server = Server(id="x", hostname="h", role="worker", state=state)
         assert (server.ready, server.failed) == expected, state
-
-
-def test_the_metal_api_module_still_answers_old_imports():
-    from v6kube.providers import metal_api
-    from v6kube.providers.packet import client
-
-    assert metal_api.token_from_env is client.token_from_env and metal_api.MetalClient is client.MetalClient

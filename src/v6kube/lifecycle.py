@@ -35,8 +35,12 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
     with locked(directory):
         state = load_state(directory, cluster.name, cluster.provider.type, must_exist=must_exist)
         cluster = with_added_nodes(cluster, state)
-        provider = make_provider(cluster, environ=env, **dict(provider_options or {}))
-        run = Run(cluster, state, provider, source, command, environ=env, timeouts=timeouts or Timeouts())
+        timeouts = timeouts or Timeouts()
+        options = dict(provider_options or {})
+        if cluster.provider.type != "static" and "V6KUBE_POLL_INTERVAL" in env:
+            options.setdefault("poll_interval", timeouts.poll)
+        provider = make_provider(cluster, environ=env, **options)
+        run = Run(cluster, state, provider, source, command, environ=env, timeouts=timeouts)
         try:
             yield run
         finally:
