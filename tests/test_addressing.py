@@ -82,7 +82,7 @@ def test_plan_from_static_cluster():
 
 def test_assumed_packet_addresses_are_127s_in_the_first_64():
     cluster = parse_cluster(STATIC.replace('type: static, block: "2001:db8:0:2a00::/56", peers: ["2001:db8:ffff::e"]',
-                                           "type: packet, project: p").replace(
+                                           "type: packet, project: 0c6a1d3e-2b4f-4d8a-9c71-5e3f2a1b7c90").replace(
         ', address: "2001:db8:0:2a00::3", gateway: "2001:db8:0:2a00::1"', "").replace(
         ', address: "2001:db8:0:2a00::5", gateway: "2001:db8:0:2a00::1"', ""))
     nodes = addressing.assumed_packet_addresses(cluster, N("2604:1380:4641:c500::/56"))

@@ -154,7 +154,9 @@ def test_summary_never_splits_an_address_when_piped(tmp_path):
     lines = result.stdout.splitlines()
     for address in addresses_in(tmp_path):
         assert any(address in line for line in lines), address
-    assert any("2604:1380:4641:c500::3/127" in line and "cp-0" in line for line in lines)  # one line per row
+    # too narrow for the tables side by side: each row is "column: value" lines within 40 columns
+    assert all(len(line) <= 40 or len(line.split()) == 1 for line in lines[1:]), lines
+    assert "  address: 2604:1380:4641:c500::3/127" in lines
 
 
 def test_summary_never_splits_an_address_in_a_narrow_terminal(tmp_path):
@@ -186,8 +188,8 @@ def test_summary_never_splits_an_address_in_a_narrow_terminal(tmp_path):
     for address in addresses_in(tmp_path):
         assert any(address in line for line in lines), address
     # prose still wraps, at spaces: the third phase's summary goes on in the next line
-    third = next(i for i, line in enumerate(lines) if line.startswith("│ 3 │ prepare "))
-    assert lines[third + 1].startswith("│   │ ")
+    third = next(i for i, line in enumerate(lines) if line == "  phase: prepare")
+    assert lines[third + 1].startswith("  what it does: ") and lines[third + 2].startswith("    ")
 
 
 def test_internal_errors_show_no_traceback_without_debug(tmp_path):

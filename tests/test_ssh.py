@@ -101,7 +101,7 @@ def test_targets_and_options_from_a_cluster_file():
 
 PACKET = """
 name: demo
-provider: {type: packet, project: p1}
+provider: {type: packet, project: 0c6a1d3e-2b4f-4d8a-9c71-5e3f2a1b7c90}
 nodes:
   - {name: cp1, role: control-plane}
 """

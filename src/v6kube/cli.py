@@ -5,26 +5,122 @@ Keep imports of paramiko, requests, jinja2 and pydantic inside the commands: `--
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from v6kube import __version__, console
 from v6kube.errors import Interrupted, UsageError, V6kubeError
 
+
+class Options:
+    """The global options, given before or after the command (see V6kubeGroup)."""
+
+    state_dir: Optional[Path] = None
+
+
+options = Options()
+GLOBAL_HELP = "Global options, before or after the command: --debug, --state-dir DIR, -h/--help."
+
+
+class V6kubeGroup(TyperGroup):
+    """`--debug` and `--state-dir DIR` work before the command (the app callback) and after it (taken
+    out of the command's arguments here, for every command, before it parses them): commands need
+    nothing but `state_dir: Optional[Path] = StateDir` in their signature to get the value."""
+
+    def __init__(self, **attrs):
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            command.epilog = f"{command.epilog}\n\n{GLOBAL_HELP}" if command.epilog else GLOBAL_HELP
+
+    def parse_args(self, ctx, args):
+        options.state_dir = None  # one invocation's options, also when called again in one process
+        console.debug_enabled = False
+        return super().parse_args(ctx, args)
+
+    # help and usage text is printed while parsing (make_context), the command's output in invoke
+    def make_context(self, *args, **kwargs):
+        with _output_guard():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _output_guard():
+            return super().invoke(ctx)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, _take_global_options(rest)
+
+
+@contextlib.contextmanager
+def _output_guard():
+    """A write to a closed stdout becomes console.OutputClosed, before click turns it into exit 1."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        if console.stdout_closed():
+            raise console.OutputClosed() from None
+        raise _CarriedPast(exc) from exc  # a socket's: click would end with exit 1 and no message
+
+
+class _CarriedPast(Exception):
+    """An EPIPE that is not stdout's (a socket's), carried past click to main(), which reports it."""
+
+
+def _take_global_options(args: list[str]) -> list[str]:
+    """`args` without --debug and --state-dir[=]DIR (up to a `--`), which are applied."""
+    kept: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return kept + args[i:]
+        if arg == "--debug":
+            console.debug_enabled = True
+        elif arg == "--state-dir" and i + 1 < len(args):
+            options.state_dir = Path(args[i + 1])
+            i += 1
+        elif arg.startswith("--state-dir="):
+            options.state_dir = Path(arg.split("=", 1)[1])
+        else:
+            kept.append(arg)
+        i += 1
+    return kept
+
+
+def _state_dir_value(value: Optional[Path]) -> Optional[Path]:
+    return value if value is not None else options.state_dir
+
+
 app = typer.Typer(
     name="v6kube",
+    cls=V6kubeGroup,
     help="IPv6-only Kubernetes on bare metal, announced to the internet over BGP.",
+    epilog=GLOBAL_HELP,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # rich tracebacks would print local variables (secrets)
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-ClusterFile = typer.Argument(..., help="The cluster file (YAML).", show_default=False)
-StateDir = typer.Option(None, "--state-dir", help="State directory [default: $XDG_STATE_HOME/v6kube/<cluster>].")
+ClusterFile = typer.Argument(..., help="The cluster file (YAML); - reads it from stdin.", show_default=False)
+StateDir = typer.Option(None, "--state-dir", callback=_state_dir_value,
+                        help="State directory [default: $XDG_STATE_HOME/v6kube/<cluster>].")
+
+
+class Output(str, enum.Enum):
+    text = "text"
+    json = "json"
 
 
 def _version(value: bool) -> None:
@@ -37,8 +133,13 @@ def _version(value: bool) -> None:
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     debug: bool = typer.Option(False, "--debug", help="Verbose output and tracebacks on errors."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="State directory, for every command."),
 ) -> None:
-    console.debug_enabled = debug
+    # after the command's own: V6kubeGroup has taken those out already and they must not be undone
+    if debug:
+        console.debug_enabled = True
+    if state_dir is not None and options.state_dir is None:
+        options.state_dir = state_dir
 
 
 @app.command()
@@ -46,35 +147,47 @@ def plan(
     cluster_file: Path = ClusterFile,
     out: Optional[Path] = typer.Option(None, "--out", help="Write plan.json and every rendered file here."),
     block: Optional[str] = typer.Option(None, "--block", help="The project's IPv6 block (Packet: the /56)."),
+    output: Output = typer.Option(Output.text, "--output", "-o", help="text: a summary; json: plan.json on stdout."),
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Show what create would build, offline: addressing, rendered files, phases and API calls."""
     from v6kube import config, planner
 
     cluster = config.load_cluster(cluster_file)
-    the_plan = planner.offline_plan(cluster, _parse_block(block, str(cluster_file)), str(cluster_file))
-    # written before the summary is shown: a bad --out is a usage error with nothing on stdout
-    written = planner.write_plan(the_plan, out) if out is not None else []
-    _show_plan(the_plan)
+    source = "<stdin>" if str(cluster_file) == "-" else str(cluster_file)
+    the_plan = planner.offline_plan(cluster, _parse_block(block, source, cluster), source)
+    # written before anything is shown: a bad --out is a usage error with nothing on stdout
+    written = planner.write_plan(the_plan, out) if out is not None else None
+    if output == Output.json:
+        console.data_json(written.document if written else planner.plan_document(the_plan))
+    else:
+        _show_plan(the_plan)
     if written:
-        console.info(f"wrote {len(written)} files to {out}")
+        if written.replaced:
+            console.info(f"replaced the earlier plan of cluster {written.replaced_cluster} in {out}: "
+                         f"{', '.join(written.replaced)}")
+        console.info(f"wrote {console.plural(len(written.paths), 'file')} to {out}")
 
 
-def _parse_block(text: str | None, source: str):
+def _parse_block(text: str | None, source: str, cluster):
     if text is None:
         return None
-    from v6kube.config import parse_ipv6_network
+    from v6kube.config import FieldProblem, check_block, parse_ipv6_network
     from v6kube.errors import ConfigError, Problem
 
     try:
-        return parse_ipv6_network(text)
+        # Packet gives each project a global /56 per metro; static labs may use a ULA
+        static = cluster.provider.type == "static"
+        return check_block(parse_ipv6_network(text), ula=static, longest=112 if static else 64)
+    except FieldProblem as exc:
+        raise ConfigError(source, [Problem("--block", str(exc), exc.hint)]) from None
     except ValueError as exc:
-        raise ConfigError(source, [Problem("--block", str(exc))]) from None
+        raise ConfigError(source, [Problem("--block", str(exc), "the project's IPv6 block, e.g. 2604:1380:4641:c500::/56")]) from None
 
 
 def _show_plan(the_plan) -> None:
     a, c = the_plan.addresses, the_plan.cluster
-    console.data(f"cluster {c.name}: {len(c.nodes)} nodes on provider {c.provider.type}, "
+    console.data(f"cluster {c.name}: {console.plural(len(c.nodes), 'node')} on provider {c.provider.type}, "
                  f"Kubernetes {c.kubernetes.version}, Calico {c.calico.version}")
     console.table("Addressing", ["what", "value"], [
         ("announced block", a.block),
@@ -237,25 +350,46 @@ def main() -> None:
     from typer.exceptions import TyperException
 
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="v6kube")
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be handled below
+    except console.OutputClosed:
+        _closed_pipe()
     except V6kubeError as exc:
-        console.error(exc.message, exc.hint)
-        if console.debug_enabled:
-            console.traceback()
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.hint, exc.exit_code)
     except TyperException as exc:  # usage errors found by the parser: unknown option, missing file, ...
         show = getattr(exc, "show", None)
         show() if show else console.error(str(exc))
         sys.exit(UsageError.exit_code)
     except KeyboardInterrupt:
-        console.error("interrupted")
-        sys.exit(Interrupted.exit_code)
+        _fail("interrupted", None, Interrupted.exit_code)
     except Exception as exc:  # a bug: say so without a traceback unless --debug
-        console.error(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug for the traceback")
+        if isinstance(exc, BrokenPipeError) and console.stdout_closed():  # the final flush
+            _closed_pipe()
+        exc = exc.__cause__ if isinstance(exc, _CarriedPast) else exc
+        _fail(f"internal error: {type(exc).__name__}: {exc}", "run again with --debug for the traceback", 1)
+    if code == Interrupted.exit_code:  # typer turns Ctrl-C into Exit(130)
+        _fail("interrupted", None, Interrupted.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, hint: str | None, code: int) -> None:
+    try:
+        console.error(message, hint)
         if console.debug_enabled:
             console.traceback()
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    except BrokenPipeError:  # stderr is gone too
+        pass
+    sys.exit(code)
+
+
+def _closed_pipe() -> None:
+    """The reader of stdout went away (`v6kube plan x.yaml | head`): stop quietly, like cat, with
+    the status a shell gives a program ended by SIGPIPE. stdout is pointed at /dev/null so that
+    Python's flush at exit does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(141)
 
 
 if __name__ == "__main__":

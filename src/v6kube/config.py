@@ -8,9 +8,9 @@ lists every problem.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
+import uuid
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
-from v6kube import addressing
+from v6kube import addressing, config_messages, yamlfile
 from v6kube.errors import ConfigError, Problem
 
 MIN_MINOR = 31  # kubeadm v1beta4 needs Kubernetes 1.31 or newer
@@ -30,6 +30,12 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 K8S_VERSION = re.compile(r"1\.(0|[1-9][0-9]*)")  # a minor, no leading zeros: "1.031" is not 1.31
 GLOBAL_UNICAST = IPv6Network("2000::/3")
 UNIQUE_LOCAL = IPv6Network("fc00::/7")
+MULTICAST = IPv6Network("ff00::/8")
+LINK_LOCAL = IPv6Network("fe80::/10")
+BLOCK_PREFIX_MIN = 40  # a cluster block is a /40 or smaller: a /32 is an ISP's allocation
+BLOCK_PREFIX_MAX = 112  # ... and a /112 or larger: it must hold the pod and service subnets
+MAX_TIMEOUT = 86400.0  # seconds: a day
+MAX_NODES = 5000  # the most Kubernetes supports in one cluster
 # Keys that would hold a secret; secrets come from the environment, never from the file.
 SECRET_KEYS = re.compile(r"(^|_)(token|password|passwd|secret|md5|api_key|apikey|auth)$", re.I)
 
@@ -45,6 +51,10 @@ class FieldProblem(ValueError):
         self.hint = hint
 
 
+def _show(value: Any) -> str:
+    return config_messages.show(value)
+
+
 def _raise_first(problems: list[Problem]) -> None:
     if problems:
         raise FieldProblem(problems[0].message, problems[0].hint)
@@ -54,13 +64,13 @@ def parse_ipv6_address(value: Any) -> IPv6Address:
     if isinstance(value, IPv6Address):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"expected an IPv6 address as a quoted string, got {value!r}")
+        raise ValueError(f"expected an IPv6 address as a quoted string, got {_show(value)}")
     try:
         parsed = ip_address(value.strip().strip("[]"))
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv6 address") from None
+        raise ValueError(f"{_show(value)} is not an IPv6 address") from None
     if isinstance(parsed, IPv4Address):
-        raise ValueError(f"{value!r} is IPv4; an IPv6 address is required here")
+        raise ValueError(f"{_show(value)} is IPv4; an IPv6 address is required here")
     return parsed
 
 
@@ -68,54 +78,125 @@ def parse_ipv6_network(value: Any) -> IPv6Network:
     if isinstance(value, IPv6Network):
         return value
     if not isinstance(value, str) or "/" not in value:
-        raise ValueError(f"expected an IPv6 prefix such as \"2001:db8::/64\", got {value!r}")
+        raise ValueError(f"expected an IPv6 prefix such as \"2001:db8::/64\", got {_show(value)}")
     try:
         net = ip_network(value.strip(), strict=True)
     except ValueError as exc:
         if "host bits set" in str(exc):
             fixed = ip_network(value.strip(), strict=False)
-            raise ValueError(f"{value!r} has host bits set; did you mean {str(fixed)!r}?") from None
-        raise ValueError(f"{value!r} is not an IPv6 prefix") from None
+            raise ValueError(f"{_show(value)} has host bits set; did you mean {str(fixed)!r}?") from None
+        raise ValueError(f"{_show(value)} is not an IPv6 prefix") from None
     if net.version != 6:
-        raise ValueError(f"{value!r} is IPv4; an IPv6 prefix is required here")
+        raise ValueError(f"{_show(value)} is IPv4; an IPv6 prefix is required here")
     return net
 
 
 def _dns_label(value: Any) -> str:
     if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):  # not match: "$" allows a final "\n"
         raise ValueError(
-            f"{value!r} is not a DNS label (lower-case letters, digits and '-', at most 63, "
+            f"{_show(value)} is not a DNS label (lower-case letters, digits and '-', at most 63, "
             "no underscores, no leading or trailing '-')"
         )
     return value
 
 
+def _kind(address: IPv6Address) -> str:
+    """What an address that is neither global unicast nor a ULA is, in words."""
+    if address.ipv4_mapped is not None:
+        return f"the IPv4-mapped form of {address.ipv4_mapped}"
+    if address.is_unspecified:
+        return "the unspecified address"
+    if address.is_loopback:
+        return "the loopback address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_link_local:
+        return "a link-local address"
+    return "not a global unicast address"
+
+
+def _routable(address: IPv6Address) -> bool:
+    return address in GLOBAL_UNICAST or address in UNIQUE_LOCAL
+
+
 def _resolver(address: IPv6Address) -> IPv6Address:
     """A DNS resolver the nodes send queries to: global unicast (2000::/3) or a ULA (fc00::/7)."""
-    if address in GLOBAL_UNICAST or address in UNIQUE_LOCAL:
+    if _routable(address):
         return address
-    if address.ipv4_mapped is not None:
-        kind = f"the IPv4-mapped form of {address.ipv4_mapped}"
-    elif address.is_unspecified:
-        kind = "the unspecified address"
-    elif address.is_loopback:
-        kind = "the loopback address"
-    elif address.is_multicast:
-        kind = "a multicast address"
-    elif address.is_link_local:
-        kind = "a link-local address"
-    else:
-        kind = "not a global unicast address"
-    raise FieldProblem(f"{address} is {kind}",
+    raise FieldProblem(f"{address} is {_kind(address)}",
                        "a resolver must be a global unicast IPv6 address the nodes can reach; a ULA (fc00::/7) is fine")
+
+
+def _server_address(address: IPv6Address) -> IPv6Address:
+    if _routable(address):
+        return address
+    raise FieldProblem(f"{address} is {_kind(address)}",
+                       "a server's address is global unicast (2000::/3), or a ULA (fc00::/7) in a lab")
+
+
+def _gateway(address: IPv6Address) -> IPv6Address:
+    if _routable(address) or (address.is_link_local and not address.is_multicast):
+        return address
+    raise FieldProblem(f"{address} is {_kind(address)}",
+                       "a gateway is a global unicast, ULA or link-local (fe80::/10) address on the server's link")
+
+
+def _peer(address: IPv6Address) -> IPv6Address:
+    if _routable(address):
+        return address
+    raise FieldProblem(f"{address} is {_kind(address)}",
+                       "a BGP peer is the router's global unicast or ULA address")
+
+
+def _routable_network(net: IPv6Network) -> IPv6Network:
+    """A prefix the cluster announces or uses: global unicast, or a ULA (fc00::/7) for labs."""
+    if net.subnet_of(GLOBAL_UNICAST) or net.subnet_of(UNIQUE_LOCAL):
+        return net
+    if net.prefixlen < 7:
+        raise FieldProblem(f"{net} is far too large", "name the cluster's own prefix, e.g. \"2001:db8:0:2a00::/56\"")
+    kind = ("a multicast prefix" if net.subnet_of(MULTICAST) else "a link-local prefix" if net.subnet_of(LINK_LOCAL)
+            else "not a global unicast prefix")
+    raise FieldProblem(f"{net} is {kind}",
+                       "use a global unicast prefix (2000::/3), or a ULA (fc00::/7) in a lab")
+
+
+def check_block(net: IPv6Network, *, ula: bool = True, longest: int = BLOCK_PREFIX_MAX) -> IPv6Network:
+    """The announced block: routable, and a size a cluster can use (a /32 or a /7 is not one).
+    Raises FieldProblem. `ula`: a ULA is accepted (static labs); `longest`: the longest prefix."""
+    if not ula and net.subnet_of(UNIQUE_LOCAL):
+        raise FieldProblem(f"{net} is a ULA (fc00::/7), not a global prefix",
+                           "pass the project's global IPv6 block, e.g. its /56")
+    _routable_network(net)
+    if net.prefixlen < BLOCK_PREFIX_MIN:
+        raise FieldProblem(f"{net} is too large for a cluster block (at most a /{BLOCK_PREFIX_MIN})",
+                           "name the prefix routed to the cluster, typically a /48 to a /64")
+    if net.prefixlen > longest:
+        raise FieldProblem(f"{net} is too small for a cluster block (at least a /{longest})",
+                           "the block must hold the pod and service subnets")
+    return net
+
+
+def _static_block(net: IPv6Network) -> IPv6Network:
+    return check_block(net)
+
+
+def _project_id(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            if str(uuid.UUID(value)) == value.lower():
+                return value
+        except ValueError:
+            pass
+    raise FieldProblem(f"{config_messages.show(value)} is not a project UUID",
+                       "the project's UUID, e.g. \"0c6a1d3e-2b4f-4d8a-9c71-5e3f2a1b7c90\" (the Metal console shows it)")
 
 
 def _kubernetes_version(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise FieldProblem(f"{value!r} is a number, not a version (YAML reads an unquoted 1.30 as 1.3)",
+        raise FieldProblem(f"{_show(value)} is a number, not a version (YAML reads an unquoted 1.30 as 1.3)",
                            'quote it, e.g. "1.33"')
     if not isinstance(value, str) or not K8S_VERSION.fullmatch(value):
-        raise FieldProblem(f"{value!r} is not a Kubernetes minor version",
+        raise FieldProblem(f"{_show(value)} is not a Kubernetes minor version",
                            'write 1.<minor> without leading zeros or a patch number, e.g. "1.33"')
     minor = int(value.split(".")[1])
     if not MIN_MINOR <= minor <= MAX_MINOR:
@@ -138,9 +219,10 @@ def _service_subnet(value: IPv6Network | str) -> IPv6Network | str:
 
 V6Address = Annotated[IPv6Address, BeforeValidator(parse_ipv6_address)]
 V6Network = Annotated[IPv6Network, BeforeValidator(parse_ipv6_network)]
+RoutableNetwork = Annotated[V6Network, AfterValidator(_routable_network)]
 DNSLabel = Annotated[str, BeforeValidator(_dns_label)]
 ASN = Annotated[int, Field(ge=1, le=4294967294, strict=True)]
-AutoOrNetwork = Union[Literal["auto"], V6Network]
+AutoOrNetwork = Union[Literal["auto"], RoutableNetwork]
 Resolver = Annotated[V6Address, AfterValidator(_resolver)]
 
 
@@ -155,7 +237,7 @@ class PacketProvider(Model):
     """Packet / Equinix Metal. The API token comes only from METAL_AUTH_TOKEN or PACKET_AUTH_TOKEN."""
 
     type: Literal["packet"]
-    project: Annotated[str, Field(min_length=1)]
+    project: Annotated[str, BeforeValidator(_project_id)]
     metro: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "da"
     plan: Annotated[str, Field(min_length=1)] = "c3.small.x86"
     operating_system: Literal["ubuntu_22_04", "ubuntu_24_04", "debian_12"] = "ubuntu_24_04"
@@ -172,10 +254,10 @@ class StaticProvider(Model):
     """Servers you already own, behind a router that speaks BGP."""
 
     type: Literal["static"]
-    block: V6Network  # the prefix the router accepts from the cluster
+    block: Annotated[V6Network, AfterValidator(_static_block)]  # the prefix the router accepts from the cluster
     local_asn: ASN = 65000
     peer_asn: ASN = 65530
-    peers: Annotated[list[V6Address], Field(min_length=1)]
+    peers: Annotated[list[Annotated[V6Address, AfterValidator(_peer)]], Field(min_length=1, max_length=16)]
     multihop: bool = True
     max_prefix: Annotated[int, Field(ge=1, le=100000)] = 10
     bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
@@ -208,9 +290,9 @@ PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticP
 class Node(Model):
     name: DNSLabel
     role: Literal["control-plane", "worker"]
-    address: V6Address | None = None  # static only: the server's IPv6 address
-    prefix_length: Annotated[int, Field(ge=1, le=128)] = 64  # static only: its on-link prefix
-    gateway: V6Address | None = None  # static only: its IPv6 default gateway
+    address: Annotated[V6Address, AfterValidator(_server_address)] | None = None  # static only: the server's IPv6 address
+    prefix_length: Annotated[int, Field(ge=32, le=128, strict=True)] = 64  # static only: its on-link prefix
+    gateway: Annotated[V6Address, AfterValidator(_gateway)] | None = None  # static only: its IPv6 default gateway
     public_ipv4: IPv4Address | None = None  # static only: used with ssh.address_family ipv4/auto
     host_key: Annotated[str, Field(pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+")] | None = None
 
@@ -221,8 +303,8 @@ class SSH(Model):
     private_key: str | None = "~/.ssh/id_ed25519"  # None: use the SSH agent
     address_family: Literal["auto", "ipv6", "ipv4"] = "auto"
     trust_on_first_use: bool = False
-    connect_timeout: Annotated[float, Field(gt=0)] = 900.0  # deadline for a booting server to answer
-    command_timeout: Annotated[float, Field(gt=0)] = 1800.0
+    connect_timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = 900.0  # deadline for a booting server to answer
+    command_timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = 1800.0
 
 
 class Kubernetes(Model):
@@ -247,14 +329,14 @@ class Calico(Model):
 
 class Announce(Model):
     service_cluster_ips: bool = True
-    service_external_ips: list[V6Network] = Field(default_factory=list)
-    service_loadbalancer_ips: list[V6Network] = Field(default_factory=list)
+    service_external_ips: Annotated[list[RoutableNetwork], Field(max_length=64)] = Field(default_factory=list)
+    service_loadbalancer_ips: Annotated[list[RoutableNetwork], Field(max_length=64)] = Field(default_factory=list)
 
 
 class Cluster(Model):
     name: DNSLabel
     provider: ProviderConfig
-    nodes: Annotated[list[Node], Field(min_length=1)]
+    nodes: Annotated[list[Node], Field(min_length=1, max_length=MAX_NODES)]
     ssh: SSH = Field(default_factory=SSH)
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     calico: Calico = Field(default_factory=Calico)
@@ -279,33 +361,24 @@ class Cluster(Model):
 
 
 def load_cluster(path: str | os.PathLike[str]) -> Cluster:
-    """Read, parse and validate a cluster file. Raises ConfigError with every problem found."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [Problem("(file)", f"cannot read the cluster file: {exc.strerror}")]) from None
-    return parse_cluster(text, source)
+    """Read, parse and validate a cluster file (`-` is stdin). Raises ConfigError with every problem
+    found; a file that is too large, not UTF-8, not a file or hostile YAML is one such problem."""
+    source = yamlfile.source_name(path)
+    return parse_cluster(yamlfile.decode(yamlfile.read_bytes(path), source), source)
 
 
 def parse_cluster(text: str, source: str = "<cluster>") -> Cluster:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(source, [Problem(where, f"YAML syntax: {problem}",
-                                           "quote IPv6 literals, e.g. \"2001:db8::1\"")]) from None
+    raw = yamlfile.load_yaml(text, source)
     if not isinstance(raw, dict):
-        raise ConfigError(source, [Problem("(file)", "the cluster file must be a YAML mapping")])
+        raise ConfigError(source, [Problem("(file)", f"the cluster file must be a YAML mapping, not {config_messages.show(raw)}",
+                                           "start from examples/minimal.yaml: name:, provider: and nodes: at the top")])
 
     problems = _secret_keys(raw, "")
     raw = _without_secret_keys(raw)
     try:
         cluster = Cluster.model_validate(raw)
     except ValidationError as exc:
-        invalid = _problems_from(exc, raw)
+        invalid = config_messages.problems_from(exc, raw, Cluster, PROVIDERS)
         # The checks across fields still run, on the fields that are valid. A field reported as
         # invalid is None for them; it is not reported a second time (say, as missing).
         paths = {p.path for p in invalid}
@@ -333,31 +406,30 @@ def check_cluster(cluster: Cluster) -> list[Problem]:
     for i, node in nodes:
         if node.name is not None:
             if node.name in seen_names:
-                problems.append(Problem(f"nodes[{i}].name", f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])"))
+                problems.append(Problem(f"nodes[{i}].name", f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])",
+                                        "give every node its own name"))
             seen_names.setdefault(node.name, i)
         if node.address is not None:
             if node.address in seen_addresses:
                 problems.append(Problem(f"nodes[{i}].address",
-                                        f"duplicate address {node.address} (also nodes[{seen_addresses[node.address]}])"))
+                                        f"duplicate address {node.address} (also nodes[{seen_addresses[node.address]}])",
+                                        "every server has its own address"))
             seen_addresses.setdefault(node.address, i)
         if is_static:
             for key in ("address", "gateway"):
                 if getattr(node, key) is None:
                     problems.append(Problem(f"nodes[{i}].{key}", "required with provider static",
                                             "the server's IPv6 address and its default gateway"))
-            if None not in (node.address, node.gateway, node.prefix_length):
-                lan = IPv6Network((node.address, node.prefix_length), strict=False)
-                if node.gateway not in lan:
-                    problems.append(Problem(f"nodes[{i}].gateway",
-                                            f"{node.gateway} is not on the node's link {lan}"))
+            problems += _off_link(i, node, nodes)
         elif provider is not None:
             for key in ("address", "gateway", "public_ipv4"):
                 if getattr(node, key) is not None:
-                    problems.append(Problem(f"nodes[{i}].{key}", "not allowed with provider packet",
+                    problems.append(Problem(f"nodes[{i}].{key}", f"not allowed with provider {provider.type}",
                                             "the Packet API assigns addresses; remove this key"))
     if is_static:
         if provider.local_asn is not None and provider.local_asn == provider.peer_asn:
-            problems.append(Problem("provider.peer_asn", "equals local_asn; the upstream router must be an eBGP peer"))
+            problems.append(Problem("provider.peer_asn", "equals local_asn; the upstream router must be an eBGP peer",
+                                    "give the cluster its own AS number in provider.local_asn, e.g. 65000"))
         seen_peers: dict[IPv6Address, int] = {}
         for i, peer in enumerate(provider.peers or []):
             if peer in seen_peers:
@@ -368,12 +440,33 @@ def check_cluster(cluster: Cluster) -> list[Problem]:
     return problems
 
 
+def _off_link(i: int, node: Node, nodes: list[tuple[int, Node]]) -> list[Problem]:
+    """A gateway must be on the node's link. Which field is wrong: when another node uses the same
+    gateway on its own link, this node's address (or prefix_length) is; otherwise the gateway."""
+    if None in (node.address, node.gateway, node.prefix_length) or node.gateway.is_link_local:
+        return []  # a link-local gateway (fe80::1) is on every link
+    if node.gateway in _link(node):
+        return []
+    for j, other in nodes:
+        if other is not node and other.gateway == node.gateway and None not in (other.address, other.prefix_length) \
+                and node.gateway in _link(other):
+            return [Problem(f"nodes[{i}].address", f"{node.address}/{node.prefix_length} is not on the link of its "
+                            f"gateway {node.gateway} ({_link(other)}, as nodes[{j}] is)",
+                            "check the address and prefix_length")]
+    return [Problem(f"nodes[{i}].gateway", f"{node.gateway} is not on the node's link {_link(node)}",
+                    "the gateway must be inside the node's address/prefix_length, or link-local (fe80::/10)")]
+
+
+def _link(node: Node) -> IPv6Network:
+    return IPv6Network((node.address, node.prefix_length), strict=False)
+
+
 # --- an invalid file's valid parts, for the checks across fields ----------------------------
 
 
 def _salvage_cluster(raw: dict) -> Cluster:
     """The cluster file with every invalid value replaced by None (not validated as a whole)."""
-    provider_model = _provider_model(raw)
+    provider_model = config_messages.provider_model(raw, PROVIDERS)
     raw_nodes = raw.get("nodes")
     return Cluster.model_construct(
         name=None,
@@ -432,89 +525,3 @@ def _without_secret_keys(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_secret_keys(v) for v in node]
     return node
-
-
-def _problems_from(exc: ValidationError, raw: dict) -> list[Problem]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = _clean_loc(err["loc"])
-        path = _format_loc(loc)
-        message = err["msg"].removeprefix("Value error, ")
-        hint = getattr(err.get("ctx", {}).get("error"), "hint", None)  # a FieldProblem's hint
-        if err["type"] == "extra_forbidden":
-            key = str(loc[-1])
-            message = f"unknown key {key!r}"
-            other = _other_provider(loc, raw)
-            choices = _fields_at(loc[:-1], raw)
-            close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-            if other and key in PROVIDERS[other].model_fields:
-                message = f"{key!r} is only valid with provider type {other}"
-                hint = "remove it, or change provider.type"
-            elif close:
-                hint = f"did you mean {close[0]!r}?"
-            elif choices:
-                hint = f"known keys: {', '.join(sorted(choices))}"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
-            message = "provider.type must be 'packet', 'static' or 'phoenixnap'"
-        elif err["type"] == "literal_error":
-            message = message.replace("Input should be", "must be")
-        problems.append(Problem(path, message, hint))
-    return problems
-
-
-def _clean_loc(loc: tuple) -> tuple:
-    """Drop pydantic's union branch names (provider.static.peers -> provider.peers)."""
-    out: list = []
-    for i, part in enumerate(loc):
-        if i > 0 and loc[i - 1] == "provider" and part in PROVIDERS:
-            continue
-        if isinstance(part, str) and (part.startswith("function-") or part in ("literal['auto']", "lax-or-strict")):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _format_loc(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(file)"
-
-
-def _provider_model(raw: dict) -> type[Model] | None:
-    """The model of the provider type the file names, if it names a known one."""
-    provider = raw.get("provider")
-    kind = provider.get("type") if isinstance(provider, dict) else None
-    return PROVIDERS.get(kind) if isinstance(kind, str) else None
-
-
-def _other_provider(loc: tuple, raw: dict) -> str | None:
-    """For a key directly under `provider`: the provider type that is not the chosen one."""
-    chosen = _provider_model(raw)
-    if len(loc) != 2 or loc[0] != "provider" or chosen is None:
-        return None
-    return next(name for name, model in PROVIDERS.items() if model is not chosen)
-
-
-def _fields_at(loc: tuple, raw: dict) -> list[str]:
-    """The keys a mapping at `loc` may hold (for 'did you mean'); under provider, those of its type."""
-    model: Any = Cluster
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if model is Cluster and part == "provider":
-            model = _provider_model(raw)
-            if model is None:
-                return []
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))

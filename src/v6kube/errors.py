@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from v6kube.redact import redact
+
 
 class V6kubeError(Exception):
     """Base of every error v6kube raises on purpose. `hint` tells the user what to do next."""
@@ -15,9 +17,11 @@ class V6kubeError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None):
+        # Messages are often built from API answers or remote output: mask what they may carry.
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
 
     def __str__(self) -> str:
         return self.message
@@ -43,6 +47,9 @@ class UsageError(V6kubeError):
     exit_code = 2
 
 
+MAX_PROBLEMS_SHOWN = 50  # a file with thousands of bad entries still gives a readable message
+
+
 class ConfigError(UsageError):
     """The cluster file is invalid. Carries every problem found, not just the first."""
 
@@ -51,7 +58,9 @@ class ConfigError(UsageError):
         self.problems = list(problems)
         count = len(self.problems)
         lines = [f"{source}: {count} problem{'s' if count != 1 else ''}"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p}" for p in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if count > MAX_PROBLEMS_SHOWN:
+            lines.append(f"  ... and {count - MAX_PROBLEMS_SHOWN} more")
         super().__init__("\n".join(lines), hint="fix the fields above and run the command again")
 
 

@@ -21,7 +21,7 @@ from v6kube.errors import ConfigError, Problem, UsageError
 from v6kube.downloads import planned_downloads
 from v6kube.phases import CREATE_PHASES
 from v6kube.providers import plan_phases, planned_calls
-from v6kube.redact import Secret
+from v6kube.redact import Secret, redact
 
 # What the Packet API would tell us, assumed offline (reference/metal-api.md sections 3.8 and 4).
 ASSUMED_BLOCK = IPv6Network("2001:db8:0:2a00::/56")  # documentation prefix: replace with --block
@@ -262,7 +262,10 @@ def render_files(plan: ClusterPlan, secrets: Secrets | None = None) -> dict[str,
 # --- the plan document ----------------------------------------------------------------------
 
 
-def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
+def plan_document(plan: ClusterPlan, files: list[str] | None = None) -> dict:
+    """plan.json: `files` are the paths written (by default every file the plan renders)."""
+    if files is None:
+        files = ["plan.json", *render_files(plan)]
     c = plan.cluster
     provider_phases = plan_phases(c)  # what provision and bgp do on this cluster's provider
     return {
@@ -299,15 +302,24 @@ def plan_document(plan: ClusterPlan, files: list[str]) -> dict:
 PLAN_DIRS = ("kubeadm", "nodes", "calico")  # what write_plan creates besides plan.json
 
 
-def write_plan(plan: ClusterPlan, out: Path) -> list[Path]:
-    """Write plan.json and every rendered file under `out`. Returns the paths written.
+@dataclass(frozen=True)
+class WrittenPlan:
+    paths: list[Path]  # every file written, plan.json first
+    document: dict  # plan.json's content
+    replaced: list[str] = field(default_factory=list)  # the earlier plan's files, relative to `out`
+    replaced_cluster: str | None = None
 
-    `out` is created, or is empty, or holds an earlier plan, which is removed first (so no file of
-    a node that left the cluster stays behind). Anything else is a UsageError naming --out."""
+
+def write_plan(plan: ClusterPlan, out: Path) -> WrittenPlan:
+    """Write plan.json and every rendered file under `out`.
+
+    `out` is created, or is empty, or holds an earlier plan of the same cluster, which is removed
+    first (so no file of a node that left the cluster stays behind) and listed in the result.
+    Anything else, a plan of another cluster included, is a UsageError naming --out."""
     files = render_files(plan)  # before touching `out`: a failure here leaves an earlier plan alone
     doc = plan_document(plan, ["plan.json", *files])
     try:
-        _clear_plan_dir(out)
+        replaced = _clear_plan_dir(out, plan.cluster.name)
         written = []
         for rel, text in files.items():
             path = out / rel
@@ -316,25 +328,46 @@ def write_plan(plan: ClusterPlan, out: Path) -> list[Path]:
             if rel.endswith(".sh"):
                 os.chmod(path, 0o755)
             written.append(path)
-        (out / "plan.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        # redacted like everything v6kube writes: a secret must never reach a plan
+        (out / "plan.json").write_text(redact(json.dumps(doc, indent=2)) + "\n", encoding="utf-8")
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise UsageError(f"--out {out}: cannot write the plan: {exc.strerror or exc}{where}",
                          hint="name a directory you can write to (it is created if missing)") from None
-    return [out / "plan.json", *written]
+    return WrittenPlan([out / "plan.json", *written], doc, replaced, plan.cluster.name if replaced else None)
 
 
-def _clear_plan_dir(out: Path) -> None:
-    """Refuse an `out` that is not a plan directory; remove an earlier plan from one that is."""
+def _clear_plan_dir(out: Path, cluster: str) -> list[str]:
+    """Refuse an `out` that is not a plan directory of `cluster`; remove an earlier plan of it from
+    one that is. Returns the removed files, relative to `out`."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory",
                          hint="name a new directory, an empty one, or one that holds an earlier plan")
     if not out.exists() or not any(out.iterdir()):
-        return
-    if not (out / "plan.json").is_file():
-        raise UsageError(f"--out {out}: the directory is not empty and holds no earlier plan (no plan.json)",
+        return []
+    earlier = _earlier_cluster(out / "plan.json")
+    if earlier is None:
+        raise UsageError(f"--out {out}: the directory is not empty and holds no earlier plan (no plan.json, or not one v6kube wrote)",
                          hint="name a new or empty directory; v6kube replaces only an earlier plan")
+    if earlier != cluster:
+        raise UsageError(f"--out {out}: holds the plan of another cluster, {earlier!r}, not {cluster!r}",
+                         hint="name another directory; v6kube replaces only an earlier plan of the same cluster")
+    removed = ["plan.json"]
     for name in PLAN_DIRS:
         if (out / name).is_dir():
+            removed += sorted(str(p.relative_to(out)) for p in (out / name).rglob("*") if not p.is_dir())
             shutil.rmtree(out / name)
     (out / "plan.json").unlink()
+    return removed
+
+
+def _earlier_cluster(path: Path) -> str | None:
+    """The cluster name in an earlier plan.json, or None when there is no readable plan there."""
+    try:
+        if not path.is_file() or path.stat().st_size > 16 * 1024 * 1024:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = doc.get("cluster") if isinstance(doc, dict) else None
+    return name if isinstance(name, str) else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from v6kube.errors import StateError
+from v6kube.redact import redact
 
 SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
@@ -116,7 +117,8 @@ class State:
             self.data["phases_done"].pop(phase, None)
 
     def save(self) -> None:
-        write_private(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        # The state is a cache of facts, never of secrets: a registered one that slipped in is masked.
+        write_private(self.path, redact(json.dumps(self.data, indent=2, sort_keys=True)) + "\n")
 
 
 def new_state_data(cluster_name: str, provider: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from typing import Callable, Mapping
 
@@ -101,7 +102,8 @@ def retry_delay(status: int, headers: Mapping[str, str], clock: Callable[[], flo
     hinted = _retry_after(headers.get("Retry-After"), clock)
     if hinted is None and (status == 429 or str(headers.get("X-RateLimit-Remaining", "")).strip() == "0"):
         hinted = _rate_limit_reset(headers.get("X-RateLimit-Reset"), clock)
-    return None if hinted is None else max(hinted, 0.0)
+    # a hostile or broken answer ("nan", "1e999") must neither crash time.sleep nor wait forever
+    return None if hinted is None or not math.isfinite(hinted) else max(hinted, 0.0)
 
 
 def _rate_limit_reset(value: str | None, clock: Callable[[], float]) -> float | None:

@@ -221,13 +221,19 @@ class ProviderSession:
 def parse_metal_sessions(body: Mapping) -> list[ProviderSession]:
     """`GET /devices/{id}/bgp/sessions`: `status` is "up,down"-style, one value per switch."""
     out = []
-    for item in body.get("bgp_sessions") or []:
+    sessions = body.get("bgp_sessions") if isinstance(body, Mapping) else None
+    for item in sessions if isinstance(sessions, list) else []:  # a malformed answer: no sessions
+        if not isinstance(item, Mapping):
+            continue
         statuses = tuple(s.strip() for s in str(item.get("status") or "unknown").split(",") if s.strip())
         routes = []
-        for route in item.get("learned_routes") or []:
+        learned = item.get("learned_routes")
+        for route in learned if isinstance(learned, list) else []:
+            if not isinstance(route, str):
+                continue
             try:
                 net = ip_network(route, strict=False)
-            except ValueError:
+            except (TypeError, ValueError):
                 continue
             if net.version == 6:
                 routes.append(net)
