@@ -5,6 +5,8 @@ the node's sshd, as cloud-init would, and only then starts sshd (SSH is refused 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -66,6 +68,22 @@ def test_create_join_destroy_packet(lab, packet, tmp_path):
     assert again.returncode == 0, again.stderr
     assert len(api.recorded("POST")) == posts  # nothing created twice
     assert again.stderr.count("done already (confirmed)") == 9
+
+    # status: the provider's side of every session, and what its routers learned from each node
+    services = json.loads((state / "state.json").read_text())["facts"]["subnets"]["services"]
+    with api.lock:
+        cp_id = next(i for i, d in api.devices.items() if d["hostname"] == "cp-0" and not d.get("deleted"))
+    api.set_session_status(cp_id, "up,up", [services])
+    result = run_cli(["status", str(path), "--output", "json", *args], env)
+    doc = json.loads(result.stdout)
+    assert result.returncode == 1  # no calico-node answers here: the node side is unknown
+    for node in doc["nodes"]:
+        provider = [x for x in node["sessions"] if x["side"] == "provider"]
+        assert len(provider) == 1 and provider[0]["state"].startswith(("up", "unknown"))
+        service = next(x for x in node["prefixes"] if x["kind"] == "cluster-ips")
+        assert service["prefix"] == services
+        assert service["seen"] is (node["name"] == "cp-0")
+    assert any(r.startswith(f"w-0: {services} (cluster-ips) not announced to provider") for r in doc["degraded"])
 
     joined = run_cli(["join-worker", str(path), "--count", "1", *args], env)
     assert joined.returncode == 0, joined.stderr

@@ -53,11 +53,13 @@ def collect(run: Any) -> Report:
 
     names = [n.name for n in run.cluster.nodes]
     report = Report(cluster=run.cluster.name)
+    servers = []
     try:
-        report.servers = server_rows(names, run.provider.find_servers())
+        servers = run.provider.find_servers()
     except V6kubeError as exc:
-        report.servers = server_rows(names, [])
         report.notes.append(f"the provider could not be read: {exc.message}")
+    report.servers = server_rows(names, servers)
+    provider_view = _provider_sessions(run, report, [s for s in servers if s.hostname in names])
     nodes_json = affinities = None
     statuses: dict[str, dict] = {}
     api_error = None
@@ -77,14 +79,38 @@ def collect(run: Any) -> Report:
     try:
         plan = run.plan
         report.sessions += absent_node_sessions(report.nodes, plan.bgp.peers, report.sessions)
-        expected = announce.expected_prefixes(announce.plan_announcement(plan, _announce_options(run)),
-                                              node_blocks(affinities or {}))
-        report.prefixes, report.unexpected = compare_prefixes(expected, {})
-        report.notes.append("prefixes: no router or provider view of what was learned is read here, so each "
-                            "is shown as unknown")
+        blocks = {name: [] for name in names}  # a node with no block yet still announces the service ranges
+        blocks.update(node_blocks(affinities or {}))
+        expected = announce.expected_prefixes(announce.plan_announcement(plan, _announce_options(run)), blocks)
+        report.prefixes, report.unexpected = compare_prefixes(expected, {"provider": provider_view} if provider_view
+                                                              is not None else {})
+        if provider_view is None:
+            report.notes.append("prefixes: this provider reports no routes learned from the nodes, so each is "
+                                "shown as unknown")
     except V6kubeError as exc:
         report.notes.append(f"expected prefixes unknown: {exc.message}")
     return report
+
+
+def _provider_sessions(run: Any, report: Report, servers: list) -> dict | None:
+    """The provider's side of each node's IPv6 session (Packet: status per router and the routes
+    its routers learned); None when the provider reports none."""
+    from v6kube.status.parsers import parse_metal_sessions
+    from v6kube.status.report import provider_sessions, seen_from_provider
+
+    find = getattr(run.provider, "find_bgp_sessions", None)
+    if find is None:
+        return None
+    try:
+        bodies = find(servers)
+    except V6kubeError as exc:
+        report.notes.append(f"the provider's BGP sessions could not be read: {exc.message}")
+        return None
+    sessions = {node: [x for x in parse_metal_sessions(body) if x.address_family == "ipv6"]
+                for node, body in bodies.items()}
+    for node, found in sessions.items():
+        report.sessions += provider_sessions(node, found)
+    return seen_from_provider(sessions)
 
 
 def _announce_options(run: Any) -> announce.AnnounceOptions:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from v6kube.config import PacketProvider as PacketConfig
 from v6kube.errors import NotFound
-from v6kube.providers.base import BGPNeighbor, BGPProject, Server, ServerSpec
+from v6kube.providers.base import BGPNeighbor, BGPProject, Server, ServerSpec, run_parallel
 from v6kube.providers.packet.bgp import Bgp
 from v6kube.providers.packet.client import MetalClient
 from v6kube.providers.packet.devices import cluster_tag, reading, server_from_device
@@ -108,6 +108,13 @@ class PacketProvider:
     def find_taken_subnets(self) -> list[IPv6Network]:
         """Subnets recorded (as v6kube-subnet:<cidr> tags) by other v6kube clusters in the project."""
         return self.servers.taken_subnets()
+
+    def find_bgp_sessions(self, servers: Sequence[Server]) -> dict[str, Any]:
+        """Each server's BGP sessions as the API reports them (status per router, learned routes);
+        read-only, for status."""
+        return dict(zip([s.hostname for s in servers], run_parallel(
+            lambda s: self.client.get(f"/devices/{s.id}/bgp/sessions", what=f"{s.hostname} (device {s.id})"),
+            list(servers), self.max_workers, "packet")))
 
     def record_subnets(self, servers: Sequence[Server], subnets: Sequence[IPv6Network]) -> None:
         """A v6kube-subnet:<cidr> tag per subnet on each server that lacks one (PUT /devices/{id})."""
