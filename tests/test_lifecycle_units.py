@@ -1,5 +1,6 @@
 """Pieces of the lifecycle that need no server: worker names, the CA hash, kubeconfig rewriting
-and merging, the checksummed download cache (against a loopback HTTP server)."""
+and merging, the checksummed download cache (against a loopback HTTP server), credentials checked
+first, and two clusters in one project kept apart."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+from ipaddress import IPv6Network
 
 import pytest
 import yaml
@@ -135,3 +137,29 @@ def test_missing_secrets_are_a_usage_error_before_any_call(tmp_path):
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 2 and needle in result.stderr, result.stderr
         assert not (tmp_path / "s").exists()
+
+
+def test_a_second_cluster_in_the_same_project_gets_other_subnets(tmp_path):
+    """Two clusters' provision and bgp phases against one fake Metal project: the second avoids the
+    subnets the first recorded on its devices (v6kube-subnet tags), so their routes cannot collide."""
+    from fakes.metal_api import FakeMetal
+
+    from v6kube.config import Cluster
+    from v6kube.lifecycle import create
+    from v6kube.providers.hostkeys import generate_host_key
+    from v6kube.providers.packet.client import MetalClient
+
+    token = "two-clusters-token-0123456789abcdef"
+    skip = ("prepare", "control-plane", "kubeconfig", "calico", "calico-bgp", "workers", "announce")
+    subnets = {}
+    with FakeMetal(token=token) as api:
+        for name in ("one", "two"):
+            cluster = Cluster.model_validate({"name": name, "provider": {"type": "packet", "project": api.project_id},
+                                              "nodes": [{"name": f"{name}-cp", "role": "control-plane"}]})
+            options = {"client": MetalClient(token, api.url), "ssh_public_key": generate_host_key()[0],
+                       "poll_interval": 0.01}
+            state = create(cluster, f"{name}.yaml", tmp_path / name, skip=skip, provider_options=options,
+                           environ={"METAL_AUTH_TOKEN": token})
+            subnets[name] = {k: IPv6Network(v) for k, v in state.fact("subnets").items()}
+    one, two = subnets["one"], subnets["two"]
+    assert not any(a.overlaps(b) for a in one.values() for b in two.values()), subnets

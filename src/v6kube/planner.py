@@ -105,6 +105,8 @@ def offline_plan(cluster: Cluster, block: IPv6Network | None = None, source: str
         assumed["bgp_peers"] = f"{', '.join(map(str, ASSUMED_PEERS))} (AS {ASSUMED_PEER_ASN}), multihop"
         assumed["local_asn"] = f"{ASSUMED_LOCAL_ASN} (Local BGP), unless the project already has BGP enabled"
         assumed["max_prefix"] = f"{ASSUMED_MAX_PREFIX} prefixes per server"
+        assumed["other_clusters"] = ("no other v6kube cluster in the project's /56; create avoids the pod and service "
+                                     "subnets other clusters recorded (v6kube-subnet tags on their servers)")
         if not provider.bgp_password_env:
             assumed["bgp_password"] = ("no MD5 password: v6kube enables Local BGP without one; a project that "
                                        "already has BGP with a password keeps it and create uses that")
