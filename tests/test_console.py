@@ -35,3 +35,29 @@ def test_redact_masks_every_registered_secret():
     Secret("Abcdef12345zz")
     assert redact("md5 Abcdef12345zz and again Abcdef12345zz") == "md5 *** and again ***"
     assert redact("nothing secret") == "nothing secret"
+
+
+def test_one_live_line_per_node_only_on_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from v6kube import console
+
+    for terminal in (True, False):
+        out = io.StringIO()
+        fake = Console(file=out, force_terminal=terminal, width=100, markup=False, highlight=False)
+        monkeypatch.setattr(console, "_console", lambda stream, fake=fake: fake)
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        monkeypatch.setenv("TERM", "xterm")
+        with console.node_lines("prepare", ["n1", "n2"]):
+            for i in range(3):
+                console.progress("prepare", "n1", f"step {i}")
+            console.progress("prepare", "n2", "done")
+            console.progress("prepare", None, "a phase-wide message")
+        text = out.getvalue()
+        assert "[prepare] n1: step 2" in text and "[prepare] n2: done" in text
+        assert "a phase-wide message" in text
+        # on a terminal the earlier lines of a node are replaced, elsewhere each one stays
+        kept = [line for line in text.splitlines() if "step 0" in line and "\x1b" not in line]
+        assert bool(kept) is (not terminal)

@@ -13,8 +13,9 @@ import json
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from v6kube.redact import redact
 
@@ -92,10 +93,50 @@ def _emit(stream: str, text: str, style: str | None = None) -> None:
         _console(stream).print(_text(text, style))
 
 
+_live: dict[str, Any] = {}  # while node_lines() shows live lines: the phase, each node's line, the display
+
+
 def progress(phase: str, node: str | None, message: str) -> None:
-    """One progress line: "[phase] node: message"."""
+    """One progress line: "[phase] node: message". While node_lines() is showing, a node's message
+    replaces that node's live line instead."""
     where = f"{node}: " if node else ""
+    with _lock:
+        live = _live.get("display")
+        if live is not None and node in _live["lines"] and phase == _live["phase"]:
+            _live["lines"][node] = redact(message)
+            live.update(_live_text())
+            return
     _emit("err", f"[{phase}] {where}{message}")
+
+
+def _live_text():
+    from rich.text import Text
+
+    return Text("\n".join(f"[{_live['phase']}] {node}: {line}" for node, line in _live["lines"].items()))
+
+
+@contextmanager
+def node_lines(phase: str, nodes: Sequence[str]) -> Iterator[None]:
+    """While a phase works on several nodes: on an interactive terminal, one live line per node
+    (its latest message), and each node's last line kept at the end. Anywhere else (a pipe, a
+    log, NO_COLOR, TERM=dumb) every message stays a line of its own."""
+    err = _console("err")
+    if not nodes or not err.is_terminal or plain() or _live:
+        yield
+        return
+    from rich.live import Live
+
+    with _lock:
+        _live.update(phase=phase, lines={node: "..." for node in nodes})
+    try:
+        with Live(_live_text(), console=err, transient=True, refresh_per_second=8) as display:
+            _live["display"] = display
+            yield
+    finally:
+        with _lock:
+            last = _live_text()
+            _live.clear()
+        err.print(last)
 
 
 def info(message: str) -> None:

@@ -66,7 +66,8 @@ def run_phases(phases: Sequence[Phase], context: Any, *, command: str, only: str
                 console.progress(phase.name, None, "done already (confirmed)")
                 continue
             console.progress(phase.name, None, phase.summary)
-            phase.run(context)
+            with console.node_lines(phase.name, getattr(context, "node_names", [])):
+                phase.run(context)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted during phase {phase.name!r}; the phases before it are saved",
                               hint=f"run 'v6kube {command}' again to resume") from None
