@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from v6kube.nodes import facts as nodeops
 from v6kube.nodes.spec import os_key
 from v6kube.status import parsers as status_parsers
-from v6kube.config import FieldProblem, check_block, load_cluster, parse_cluster, parse_ipv6_address, parse_ipv6_network
+from v6kube.config import load_cluster, parse_cluster
+from v6kube.config_values import FieldProblem, check_block, parse_ipv6_address, parse_ipv6_network
 from v6kube.errors import ConfigError, UnsupportedOS
 
 ROOT = Path(__file__).resolve().parents[1]

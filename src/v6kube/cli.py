@@ -172,7 +172,7 @@ def plan(
 def _parse_block(text: str | None, source: str, cluster):
     if text is None:
         return None
-    from v6kube.config import FieldProblem, check_block, parse_ipv6_network
+    from v6kube.config_values import FieldProblem, check_block, parse_ipv6_network
     from v6kube.errors import ConfigError, Problem
 
     try:

@@ -9,221 +9,38 @@ lists every problem.
 from __future__ import annotations
 
 import os
-import re
-import uuid
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address, ip_network
-from pathlib import Path
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from v6kube import addressing, config_messages, yamlfile
+from v6kube.config_values import (
+    check_pod_subnet,
+    check_service_subnet,
+    check_static_block,
+    DEFAULT_RESOLVERS,
+    DNSLabel,
+    ENV_NAME,
+    MAX_NODES,
+    MAX_TIMEOUT,
+    parse_gateway,
+    parse_kubernetes_version,
+    parse_peer,
+    parse_project_id,
+    parse_resolver,
+    parse_server_address,
+    RoutableNetwork,
+    SECRET_KEYS,
+    V6Address,
+    V6Network,
+)
 from v6kube.errors import ConfigError, Problem
 
-MIN_MINOR = 31  # kubeadm v1beta4 needs Kubernetes 1.31 or newer
-MAX_MINOR = 37  # the newest minor we render and test for
-DEFAULT_RESOLVERS = ("2001:4860:4860::8888", "2001:4860:4860::8844")
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-K8S_VERSION = re.compile(r"1\.(0|[1-9][0-9]*)")  # a minor, no leading zeros: "1.031" is not 1.31
-GLOBAL_UNICAST = IPv6Network("2000::/3")
-UNIQUE_LOCAL = IPv6Network("fc00::/7")
-MULTICAST = IPv6Network("ff00::/8")
-LINK_LOCAL = IPv6Network("fe80::/10")
-BLOCK_PREFIX_MIN = 40  # a cluster block is a /40 or smaller: a /32 is an ISP's allocation
-BLOCK_PREFIX_MAX = 112  # ... and a /112 or larger: it must hold the pod and service subnets
-MAX_TIMEOUT = 86400.0  # seconds: a day
-MAX_NODES = 5000  # the most Kubernetes supports in one cluster
-# Keys that would hold a secret; secrets come from the environment, never from the file.
-SECRET_KEYS = re.compile(r"(^|_)(token|password|passwd|secret|md5|api_key|apikey|auth)$", re.I)
-
-
-# --- value parsers: a ValueError message becomes the problem's text -------------------------
-
-
-class FieldProblem(ValueError):
-    """A field's value is wrong, with a hint on how to fix it (pydantic keeps the exception)."""
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.hint = hint
-
-
-def _show(value: Any) -> str:
-    return config_messages.show(value)
-
-
-def _raise_first(problems: list[Problem]) -> None:
-    if problems:
-        raise FieldProblem(problems[0].message, problems[0].hint)
-
-
-def parse_ipv6_address(value: Any) -> IPv6Address:
-    if isinstance(value, IPv6Address):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected an IPv6 address as a quoted string, got {_show(value)}")
-    try:
-        parsed = ip_address(value.strip().strip("[]"))
-    except ValueError:
-        raise ValueError(f"{_show(value)} is not an IPv6 address") from None
-    if isinstance(parsed, IPv4Address):
-        raise ValueError(f"{_show(value)} is IPv4; an IPv6 address is required here")
-    return parsed
-
-
-def parse_ipv6_network(value: Any) -> IPv6Network:
-    if isinstance(value, IPv6Network):
-        return value
-    if not isinstance(value, str) or "/" not in value:
-        raise ValueError(f"expected an IPv6 prefix such as \"2001:db8::/64\", got {_show(value)}")
-    try:
-        net = ip_network(value.strip(), strict=True)
-    except ValueError as exc:
-        if "host bits set" in str(exc):
-            fixed = ip_network(value.strip(), strict=False)
-            raise ValueError(f"{_show(value)} has host bits set; did you mean {str(fixed)!r}?") from None
-        raise ValueError(f"{_show(value)} is not an IPv6 prefix") from None
-    if net.version != 6:
-        raise ValueError(f"{_show(value)} is IPv4; an IPv6 prefix is required here")
-    return net
-
-
-def _dns_label(value: Any) -> str:
-    if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):  # not match: "$" allows a final "\n"
-        raise ValueError(
-            f"{_show(value)} is not a DNS label (lower-case letters, digits and '-', at most 63, "
-            "no underscores, no leading or trailing '-')"
-        )
-    return value
-
-
-def _kind(address: IPv6Address) -> str:
-    """What an address that is neither global unicast nor a ULA is, in words."""
-    if address.ipv4_mapped is not None:
-        return f"the IPv4-mapped form of {address.ipv4_mapped}"
-    if address.is_unspecified:
-        return "the unspecified address"
-    if address.is_loopback:
-        return "the loopback address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address.is_link_local:
-        return "a link-local address"
-    return "not a global unicast address"
-
-
-def _routable(address: IPv6Address) -> bool:
-    return address in GLOBAL_UNICAST or address in UNIQUE_LOCAL
-
-
-def _resolver(address: IPv6Address) -> IPv6Address:
-    """A DNS resolver the nodes send queries to: global unicast (2000::/3) or a ULA (fc00::/7)."""
-    if _routable(address):
-        return address
-    raise FieldProblem(f"{address} is {_kind(address)}",
-                       "a resolver must be a global unicast IPv6 address the nodes can reach; a ULA (fc00::/7) is fine")
-
-
-def _server_address(address: IPv6Address) -> IPv6Address:
-    if _routable(address):
-        return address
-    raise FieldProblem(f"{address} is {_kind(address)}",
-                       "a server's address is global unicast (2000::/3), or a ULA (fc00::/7) in a lab")
-
-
-def _gateway(address: IPv6Address) -> IPv6Address:
-    if _routable(address) or (address.is_link_local and not address.is_multicast):
-        return address
-    raise FieldProblem(f"{address} is {_kind(address)}",
-                       "a gateway is a global unicast, ULA or link-local (fe80::/10) address on the server's link")
-
-
-def _peer(address: IPv6Address) -> IPv6Address:
-    if _routable(address):
-        return address
-    raise FieldProblem(f"{address} is {_kind(address)}",
-                       "a BGP peer is the router's global unicast or ULA address")
-
-
-def _routable_network(net: IPv6Network) -> IPv6Network:
-    """A prefix the cluster announces or uses: global unicast, or a ULA (fc00::/7) for labs."""
-    if net.subnet_of(GLOBAL_UNICAST) or net.subnet_of(UNIQUE_LOCAL):
-        return net
-    if net.prefixlen < 7:
-        raise FieldProblem(f"{net} is far too large", "name the cluster's own prefix, e.g. \"2001:db8:0:2a00::/56\"")
-    kind = ("a multicast prefix" if net.subnet_of(MULTICAST) else "a link-local prefix" if net.subnet_of(LINK_LOCAL)
-            else "not a global unicast prefix")
-    raise FieldProblem(f"{net} is {kind}",
-                       "use a global unicast prefix (2000::/3), or a ULA (fc00::/7) in a lab")
-
-
-def check_block(net: IPv6Network, *, ula: bool = True, longest: int = BLOCK_PREFIX_MAX) -> IPv6Network:
-    """The announced block: routable, and a size a cluster can use (a /32 or a /7 is not one).
-    Raises FieldProblem. `ula`: a ULA is accepted (static labs); `longest`: the longest prefix."""
-    if not ula and net.subnet_of(UNIQUE_LOCAL):
-        raise FieldProblem(f"{net} is a ULA (fc00::/7), not a global prefix",
-                           "pass the project's global IPv6 block, e.g. its /56")
-    _routable_network(net)
-    if net.prefixlen < BLOCK_PREFIX_MIN:
-        raise FieldProblem(f"{net} is too large for a cluster block (at most a /{BLOCK_PREFIX_MIN})",
-                           "name the prefix routed to the cluster, typically a /48 to a /64")
-    if net.prefixlen > longest:
-        raise FieldProblem(f"{net} is too small for a cluster block (at least a /{longest})",
-                           "the block must hold the pod and service subnets")
-    return net
-
-
-def _static_block(net: IPv6Network) -> IPv6Network:
-    return check_block(net)
-
-
-def _project_id(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            if str(uuid.UUID(value)) == value.lower():
-                return value
-        except ValueError:
-            pass
-    raise FieldProblem(f"{config_messages.show(value)} is not a project UUID",
-                       "the project's UUID, e.g. \"0c6a1d3e-2b4f-4d8a-9c71-5e3f2a1b7c90\" (the Metal console shows it)")
-
-
-def _kubernetes_version(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise FieldProblem(f"{_show(value)} is a number, not a version (YAML reads an unquoted 1.30 as 1.3)",
-                           'quote it, e.g. "1.33"')
-    if not isinstance(value, str) or not K8S_VERSION.fullmatch(value):
-        raise FieldProblem(f"{_show(value)} is not a Kubernetes minor version",
-                           'write 1.<minor> without leading zeros or a patch number, e.g. "1.33"')
-    minor = int(value.split(".")[1])
-    if not MIN_MINOR <= minor <= MAX_MINOR:
-        raise FieldProblem(f"Kubernetes {value} is not supported: v6kube renders kubeadm v1beta4, "
-                           f"which needs 1.{MIN_MINOR} or newer (supported: 1.{MIN_MINOR} to 1.{MAX_MINOR})")
-    return value
-
-
-def _pod_subnet(value: IPv6Network | str) -> IPv6Network | str:
-    if value != "auto":
-        _raise_first(addressing.check_pod_size(value))
-    return value
-
-
-def _service_subnet(value: IPv6Network | str) -> IPv6Network | str:
-    if value != "auto":
-        _raise_first(addressing.check_service_size(value))
-    return value
-
-
-V6Address = Annotated[IPv6Address, BeforeValidator(parse_ipv6_address)]
-V6Network = Annotated[IPv6Network, BeforeValidator(parse_ipv6_network)]
-RoutableNetwork = Annotated[V6Network, AfterValidator(_routable_network)]
-DNSLabel = Annotated[str, BeforeValidator(_dns_label)]
 ASN = Annotated[int, Field(ge=1, le=4294967294, strict=True)]
 AutoOrNetwork = Union[Literal["auto"], RoutableNetwork]
-Resolver = Annotated[V6Address, AfterValidator(_resolver)]
+Resolver = Annotated[V6Address, AfterValidator(parse_resolver)]
 
 
 class Model(BaseModel):
@@ -237,7 +54,7 @@ class PacketProvider(Model):
     """Packet / Equinix Metal. The API token comes only from METAL_AUTH_TOKEN or PACKET_AUTH_TOKEN."""
 
     type: Literal["packet"]
-    project: Annotated[str, BeforeValidator(_project_id)]
+    project: Annotated[str, BeforeValidator(parse_project_id)]
     metro: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "da"
     plan: Annotated[str, Field(min_length=1)] = "c3.small.x86"
     operating_system: Literal["ubuntu_22_04", "ubuntu_24_04", "debian_12"] = "ubuntu_24_04"
@@ -254,10 +71,10 @@ class StaticProvider(Model):
     """Servers you already own, behind a router that speaks BGP."""
 
     type: Literal["static"]
-    block: Annotated[V6Network, AfterValidator(_static_block)]  # the prefix the router accepts from the cluster
+    block: Annotated[V6Network, AfterValidator(check_static_block)]  # the prefix the router accepts from the cluster
     local_asn: ASN = 65000
     peer_asn: ASN = 65530
-    peers: Annotated[list[Annotated[V6Address, AfterValidator(_peer)]], Field(min_length=1, max_length=16)]
+    peers: Annotated[list[Annotated[V6Address, AfterValidator(parse_peer)]], Field(min_length=1, max_length=16)]
     multihop: bool = True
     max_prefix: Annotated[int, Field(ge=1, le=100000)] = 10
     bgp_password_env: Annotated[str, Field(pattern=ENV_NAME.pattern)] | None = None
@@ -290,9 +107,9 @@ PROVIDERS: dict[str, type[Model]] = {"packet": PacketProvider, "static": StaticP
 class Node(Model):
     name: DNSLabel
     role: Literal["control-plane", "worker"]
-    address: Annotated[V6Address, AfterValidator(_server_address)] | None = None  # static only: the server's IPv6 address
+    address: Annotated[V6Address, AfterValidator(parse_server_address)] | None = None  # static only: the server's IPv6 address
     prefix_length: Annotated[int, Field(ge=32, le=128, strict=True)] = 64  # static only: its on-link prefix
-    gateway: Annotated[V6Address, AfterValidator(_gateway)] | None = None  # static only: its IPv6 default gateway
+    gateway: Annotated[V6Address, AfterValidator(parse_gateway)] | None = None  # static only: its IPv6 default gateway
     public_ipv4: IPv4Address | None = None  # static only: used with ssh.address_family ipv4/auto
     host_key: Annotated[str, Field(pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+")] | None = None
 
@@ -310,9 +127,9 @@ class SSH(Model):
 class Kubernetes(Model):
     # Validators live in the annotations (not in @field_validator) so that one field can be
     # validated alone: see _salvage().
-    version: Annotated[str, BeforeValidator(_kubernetes_version)] = "1.33"
-    pod_subnet: Annotated[AutoOrNetwork, AfterValidator(_pod_subnet)] = "auto"
-    service_subnet: Annotated[AutoOrNetwork, AfterValidator(_service_subnet)] = "auto"
+    version: Annotated[str, BeforeValidator(parse_kubernetes_version)] = "1.33"
+    pod_subnet: Annotated[AutoOrNetwork, AfterValidator(check_pod_subnet)] = "auto"
+    service_subnet: Annotated[AutoOrNetwork, AfterValidator(check_service_subnet)] = "auto"
     dns_resolvers: Annotated[list[Resolver], Field(min_length=1, max_length=3)] = Field(
         default_factory=lambda: [IPv6Address(a) for a in DEFAULT_RESOLVERS]
     )
