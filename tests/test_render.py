@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest

@@ -197,10 +197,9 @@ def destroy(cluster: Cluster, source: str, state_dir: Path | None = None, **opti
     from v6kube.phases.teardown import destroy as teardown
 
     directory = default_state_dir(cluster.name, state_dir)
+    if not (directory / "state.json").exists():
+        console.info(f"no state for {cluster.name} in {directory}: going by {source} and the provider's tags")
     with open_run(cluster, source, f"destroy {source}", state_dir, bgp_password=False, **options) as run:
-        if run.provider.name == "static" and not run.state.data["servers"] and not run.state.host_keys() \
-                and not (directory / "state.json").exists():
-            console.info(f"no state for {cluster.name}: resetting the nodes of {source} anyway")
         teardown(run)
         merged = run.state.fact("merged_kubeconfig")
         if merged and kubeconfig.unmerge(cluster.name, Path(merged)):
