@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -175,3 +176,19 @@ def fake_metal_for(lab: Lab, nodes: dict[str, Node], token: str, **options) -> F
     addresses = {name: (str(n.address), str(lab.gateway), 64) for name, n in nodes.items()}
     return FakeMetal(token=token, block=str(block), addresses=addresses,
                      peer_ips=tuple(str(p) for p in lab.peers), **options)
+
+
+PLACEHOLDER = "v6kube.placeholder00000"
+SECRET_SHAPES = {
+    "bootstrap token": re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b"),
+    "certificate key": re.compile(r"certificate[-_]?key\W{1,3}[0-9a-f]{64}", re.I),
+    "private key": re.compile(r"PRIVATE KEY-----\s*(?:\\n)?[A-Za-z0-9+/=]{16,}"),
+}
+
+
+def leaks(text: str, *values: str) -> list[str]:
+    """What in `text` is secret: the lab's BGP password, any of `values`, or a secret's shape."""
+    found = [f"secret value {v[:4]}..." for v in (BGP_PASSWORD, *values) if v in text]
+    for name, shape in SECRET_SHAPES.items():
+        found += [f"{name}: {m.group(0)[:12]}..." for m in shape.finditer(text) if m.group(0) != PLACEHOLDER]
+    return found

@@ -10,7 +10,8 @@ import json
 import pytest
 import yaml
 
-from lifecycle_helpers import BGP_ENV, Boot, DownloadServer, api_dir, cli_env, fake_metal_for, run_cli, write_cluster
+from lifecycle_helpers import (BGP_ENV, Boot, DownloadServer, api_dir, cli_env, fake_metal_for, leaks, run_cli,
+                               write_cluster)
 from testbed.lab import BGP_PASSWORD
 
 pytestmark = pytest.mark.testbed
@@ -118,3 +119,27 @@ def test_create_survives_api_faults_and_replaces_a_failed_device(lab, packet, tm
     assert "ended failed at the provider; replacing it" in resumed.stderr
     assert live(api) == ["cp-0", "w-0", "w-1"]
     assert (api_dir(lab, nodes["cp-0"]) / "nodes" / "w-0").exists()
+
+
+def test_no_command_leaks_a_secret_on_packet(lab, packet, tmp_path):
+    """Every command with --debug against the fake API: the API token, the BGP password, join
+    tokens and private host keys (the generated ones go to the API in the userdata) appear nowhere
+    in what is printed or written (the kubeconfig aside, which holds its own credentials)."""
+    api, nodes, downloads = packet
+    path, state, env, args = packet_cluster(lab, api, tmp_path, downloads)
+    # an API error that carries the token back: the message built from it must be masked
+    api.add_fault("GET", r"/devices/[^/]+/bgp/neighbors", status=403,
+                  body={"errors": [f"token {TOKEN} may not read the neighbours"]})
+    printed = []
+    for command in (["create"], ["create"], ["join-worker", "--count", "1"], ["status", "--output", "json"],
+                    ["announce-services"], ["kubeconfig"]):
+        result = run_cli([command[0], str(path), *command[1:], "--debug", *args], env)
+        printed.append(result.stdout + result.stderr)
+    assert "Traceback" in printed[0] and "phase 'bgp' failed" in printed[0] and "***" in printed[0]
+    written = {p: p.read_text(errors="replace") for p in state.rglob("*") if p.is_file() and p.name != "kubeconfig"}
+    assert any(p.suffix == ".log" for p in written)
+    assert run_cli(["destroy", str(path), "--yes", "--debug", *args], env).returncode == 0
+    for text in printed:
+        assert leaks(text, TOKEN) == [], text[-2000:]
+    for file, text in written.items():
+        assert leaks(text, TOKEN) == [], file

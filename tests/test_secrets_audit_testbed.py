@@ -6,35 +6,18 @@ certificate key, not a private key."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from lifecycle_helpers import DownloadServer, cli_env, run_cli, static_cluster, write_cluster
+from lifecycle_helpers import DownloadServer, cli_env, leaks, run_cli, static_cluster, write_cluster
 from testbed.lab import BGP_PASSWORD
 
 pytestmark = pytest.mark.testbed
-
-PLACEHOLDER = "v6kube.placeholder00000"
-SHAPES = {
-    "bootstrap token": re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b"),
-    "certificate key": re.compile(r"certificate[-_]?key\W{1,3}[0-9a-f]{64}", re.I),
-    "private key": re.compile(r"PRIVATE KEY-----\s*(?:\\n)?[A-Za-z0-9+/=]{16,}"),
-}
-
 
 @pytest.fixture
 def downloads(lab, tmp_path):
     server = DownloadServer(lab, tmp_path / "www")
     yield server
     server.close()
-
-
-def leaks(text: str) -> list[str]:
-    found = ["BGP password"] if BGP_PASSWORD in text else []
-    for name, shape in SHAPES.items():
-        found += [f"{name}: {m.group(0)[:12]}..." for m in shape.finditer(text) if m.group(0) != PLACEHOLDER]
-    return found
 
 
 def test_no_command_leaks_a_secret_with_debug_or_on_failure(lab, new_node, downloads, tmp_path):
