@@ -41,7 +41,7 @@ def open_run(cluster: Cluster, source: str, command: str, state_dir: Path | None
         if cluster.provider.type != "static" and "V6KUBE_POLL_INTERVAL" in env:
             options.setdefault("poll_interval", timeouts.poll)
         provider = make_provider(cluster, environ=env, **options)
-        run = Run(cluster, state, provider, source, command, environ=env, timeouts=timeouts, read_only=read_only)
+        run = Run(cluster, state, provider, source, command, timeouts=timeouts, read_only=read_only)
         try:
             yield run
         finally:

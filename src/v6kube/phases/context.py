@@ -16,9 +16,9 @@ from functools import cached_property
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, TypeVar
 
-from v6kube import console, redact
+from v6kube import redact
 from v6kube.addressing import NodeAddress
 from v6kube.config import Cluster, Node
 from v6kube.errors import ProviderError, StateError, V6kubeError
@@ -70,7 +70,6 @@ class Run:
     provider: Any
     source: str  # the cluster file, for messages
     command: str  # e.g. "create cluster.yaml", for "run ... again" hints
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     timeouts: Timeouts = field(default_factory=Timeouts)
     only_nodes: tuple[str, ...] | None = None  # join-worker: the new nodes; None: every node
     connect_timeout: float | None = None  # status: a shorter SSH deadline than the file's
@@ -268,6 +267,3 @@ class Run:
 
     def local_path(self, name: str) -> Path:
         return self.state.directory / name
-
-    def note(self, phase: str, node: str | None, message: str) -> None:
-        console.progress(phase, node, message)
