@@ -23,27 +23,9 @@ from testbed.lab import BGP_PASSWORD, Lab, Node
 
 CALICO_VERSION = "3.30.3"
 BGP_ENV = "V6KUBE_TEST_BGP_PASSWORD"
-OPERATOR_CRDS = """apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: installations.operator.tigera.io
-spec:
-  group: operator.tigera.io
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: apiservers.operator.tigera.io
-spec:
-  group: operator.tigera.io
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: tigerastatuses.operator.tigera.io
-spec:
-  group: operator.tigera.io
-"""
+OPERATOR_CRDS = "---\n".join(
+    f"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}.operator.tigera.io\n"
+    "spec:\n  group: operator.tigera.io\n" for name in ("installations", "apiservers", "tigerastatuses"))
 TIGERA_OPERATOR = """apiVersion: v1
 kind: Namespace
 metadata:

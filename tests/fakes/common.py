@@ -139,3 +139,35 @@ def serve(fake: Any, host: str, name: str) -> ThreadingHTTPServer:
     server.fake = fake  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, name=name, daemon=True).start()
     return server
+
+
+class Served:
+    """Starting and stopping a fake's HTTP server on loopback (a with-block does both). The fake
+    sets `host` and `_server = None` and names its thread with `thread_name`."""
+
+    host: str
+    thread_name = "fake-api"
+    _server: ThreadingHTTPServer | None
+
+    def start(self):
+        self._server = serve(self, self.host, self.thread_name)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """http://host:port, the host bracketed when it is IPv6."""
+        assert self._server is not None, "start() the fake first"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_address[1]}"

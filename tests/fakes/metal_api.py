@@ -47,7 +47,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fakes.common import Fault, Handler, ManualClock, Recorded, serve
+from fakes.common import Fault, Handler, ManualClock, Recorded, Served
 
 __all__ = ["FakeMetal", "Fault", "ManualClock", "Recorded"]  # the shared pieces, re-exported for tests
 
@@ -79,7 +79,9 @@ def _errors(status: int, *messages: str) -> ApiError:
     return ApiError(status, {"errors": list(messages)})
 
 
-class FakeMetal:
+class FakeMetal(Served):
+    thread_name = "fake-metal"
+
     def __init__(
         self,
         token: str = "fake-metal-token-0123456789abcdef",
@@ -131,28 +133,9 @@ class FakeMetal:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "FakeMetal":
-        self._server = serve(self, self.host, "fake-metal")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "FakeMetal":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        port = self._server.server_address[1]
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{port}{BASE_PATH}"
+        return self.base_url + BASE_PATH
 
     # --- test controls -------------------------------------------------------------------------
 

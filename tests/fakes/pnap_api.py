@@ -31,7 +31,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from fakes.common import Fault, Handler, Recorded, serve
+from fakes.common import Fault, Handler, Recorded, Served
 
 TOKEN_PATH = "/auth/realms/BMC/protocol/openid-connect/token"
 LOCATIONS = ("PHX", "ASH", "SGP", "NLD", "CHI", "SEA", "AUS")
@@ -55,7 +55,9 @@ class PnapError(Exception):
         self.body = {"message": message, **({"validationErrors": list(validation)} if validation else {})}
 
 
-class FakePnap:
+class FakePnap(Served):
+    thread_name = "fake-pnap"
+
     def __init__(self, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret-0123456789", *,
                  clock: Callable[[], float] = time.time, durations: dict[str, float] | None = None,
                  token_lifetime: float = 3600.0, bgp_locations: tuple[str, ...] = ("PHX", "ASH", "NLD", "SGP", "CHI"),
@@ -84,27 +86,9 @@ class FakePnap:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "FakePnap":
-        self._server = serve(self, self.host, "fake-pnap")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "FakePnap":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._server.server_address[1]}"
+        return self.base_url
 
     @property
     def auth_url(self) -> str:

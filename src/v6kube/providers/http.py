@@ -21,7 +21,7 @@ import ipaddress
 import random
 import threading
 import time
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 
 import v6kube
 from v6kube import console
-from v6kube.errors import ConnectionFailed, ProviderError, RateLimited, ServerError, UsageError
+from v6kube.errors import ConnectionFailed, ProviderError, ProvisioningFailed, RateLimited, ServerError, UsageError
 from v6kube.providers.api_errors import error_for, retry_delay
 
 T = TypeVar("T")
@@ -327,3 +327,31 @@ def _root_cause(exc: BaseException) -> str:
 def _short(url: str) -> str:
     """The path of a URL (no query, no host) for messages."""
     return urlsplit(url).path or url
+
+
+def wait_until_ready(servers: Sequence[Any], poll: Callable[[dict, dict], None], *, who: str, goal: str,
+                     reached: str, things: str, timeout: float, interval: float,
+                     clock: Callable[[], float], sleep: Callable[[float], None],
+                     named: Callable[[Any], str]) -> list[Any]:
+    """One poll loop for all servers, with a total deadline. `poll(done, last_state)` reads them
+    once, putting each ready one in `done` (by id) and each one's state in `last_state`; a read
+    that failed in a way that may pass is tried again until the deadline. Wording: "waiting ...
+    to {goal}", "{things}" polled, "servers not {reached} after ..."."""
+    deadline = clock() + timeout
+    done: dict[str, Any] = {}
+    last_state: dict[str, str] = {}
+    if servers:
+        console.progress(who, None, f"waiting up to {timeout:g} s for {len(servers)} server(s) to {goal}")
+    while True:
+        try:
+            poll(done, last_state)
+        except AMBIGUOUS as exc:
+            console.warn(f"polling {things} failed ({exc}); trying again until the deadline")
+        if len(done) == len(servers):
+            return [done[s.id] for s in servers]
+        remaining = deadline - clock()
+        if remaining <= 0:
+            late = ", ".join(f"{named(s)} {last_state.get(s.id, 'unknown')}" for s in servers if s.id not in done)
+            raise ProvisioningFailed(f"servers not {reached} after {timeout:g}s: {late}",
+                                     hint="run create again to keep waiting; it will not create them twice")
+        sleep(min(interval, remaining))

@@ -18,7 +18,7 @@ from v6kube import console
 from v6kube.errors import NotFound, PermissionDenied, ProviderError, ProvisioningFailed, Unprocessable, UsageError
 from v6kube.providers.base import CONTROL_PLANE, WORKER, Server, ServerSpec, run_parallel
 from v6kube.providers.hostkeys import cloud_config, key_blob, md5_fingerprint
-from v6kube.providers.http import AMBIGUOUS, Listing, post_or_find
+from v6kube.providers.http import Listing, post_or_find, wait_until_ready
 from v6kube.providers.packet.devices import (
     CLUSTER_PREFIX, GONE_STATES, OWNER_TAG, PENDING_STATES, management_address, role_tag, server_from_device,
     subnet_tag, subnets_of, userdata_host_key,
@@ -187,26 +187,11 @@ class Servers:
 
     def wait(self, servers: Sequence[Server], timeout: float) -> list[Server]:
         """One poll loop for all servers: list the project's devices once per interval."""
-        deadline = self.p.clock() + timeout
-        done: dict[str, Server] = {}
         pins = {s.id: s.host_public_key for s in servers}
-        last_state: dict[str, str] = {}
-        if servers:
-            console.progress("packet", None, f"waiting up to {timeout:g} s for {len(servers)} server(s) to be active")
-        while True:
-            try:
-                self._poll(servers, done, pins, last_state)
-            except AMBIGUOUS as exc:
-                console.warn(f"polling devices failed ({exc}); trying again until the deadline")
-            if len(done) == len(servers):
-                return [done[s.id] for s in servers]
-            remaining = deadline - self.p.clock()
-            if remaining <= 0:
-                late = ", ".join(f"{_named(s, s.id)} {last_state.get(s.id, 'unknown')}"
-                                 for s in servers if s.id not in done)
-                raise ProvisioningFailed(f"servers not active after {timeout:g}s: {late}",
-                                         hint="run create again to keep waiting; it will not create them twice")
-            self.p.sleep(min(self.p.poll_interval, remaining))
+        return wait_until_ready(servers, lambda done, last: self._poll(servers, done, pins, last), who="packet",
+                                goal="be active", reached="active", things="devices", timeout=timeout,
+                                interval=self.p.poll_interval, clock=self.p.clock, sleep=self.p.sleep,
+                                named=lambda s: _named(s, s.id))
 
     def _poll(self, servers: Sequence[Server], done: dict[str, Server], pins: Mapping[str, str | None],
               last_state: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from v6kube import console
 from v6kube.errors import NotFound, PermissionDenied, ProviderError, ProvisioningFailed, Unprocessable, UsageError
 from v6kube.providers.base import CONTROL_PLANE, WORKER, Server, ServerSpec, run_parallel
 from v6kube.providers.hostkeys import cloud_config, key_blob
-from v6kube.providers.http import AMBIGUOUS, post_or_find
+from v6kube.providers.http import post_or_find, wait_until_ready
 from v6kube.providers.phoenixnap.network import CLUSTER_TAG, ROLE_TAG, tag_value
 
 if TYPE_CHECKING:
@@ -156,24 +156,10 @@ class Servers:
     # --- wait ----------------------------------------------------------------------------------
 
     def wait(self, servers: Sequence[Server], timeout: float) -> list[Server]:
-        deadline = self.p.clock() + timeout
-        done: dict[str, Server] = {}
-        last: dict[str, str] = {}
-        if servers:
-            console.progress("phoenixnap", None, f"waiting up to {timeout:g} s for {len(servers)} server(s) to power on")
-        while True:
-            try:
-                self._poll(servers, done, last)
-            except AMBIGUOUS as exc:
-                console.warn(f"polling servers failed ({exc}); trying again until the deadline")
-            if len(done) == len(servers):
-                return [done[s.id] for s in servers]
-            remaining = deadline - self.p.clock()
-            if remaining <= 0:
-                late = ", ".join(f"{_named(s, s.id)} {last.get(s.id, 'unknown')}" for s in servers if s.id not in done)
-                raise ProvisioningFailed(f"servers not powered on after {timeout:g}s: {late}",
-                                         hint="run create again to keep waiting; it will not create them twice")
-            self.p.sleep(min(self.p.poll_interval, remaining))
+        return wait_until_ready(servers, lambda done, last: self._poll(servers, done, last), who="phoenixnap",
+                                goal="power on", reached="powered on", things="servers", timeout=timeout,
+                                interval=self.p.poll_interval, clock=self.p.clock, sleep=self.p.sleep,
+                                named=lambda s: _named(s, s.id))
 
     def _poll(self, servers: Sequence[Server], done: dict[str, Server], last: dict[str, str]) -> None:
         listed = {s["id"]: s for s in self.list().values()}
