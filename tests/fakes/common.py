@@ -142,12 +142,23 @@ def serve(fake: Any, host: str, name: str) -> ThreadingHTTPServer:
 
 
 class Served:
-    """Starting and stopping a fake's HTTP server on loopback (a with-block does both). The fake
-    sets `host` and `_server = None` and names its thread with `thread_name`."""
+    """What every fake API shares: starting and stopping its HTTP server on loopback (a with-block
+    does both) and the requests it recorded. The fake sets `host`, `lock`, `requests` and
+    `_server = None`, and names its thread with `thread_name`."""
 
     host: str
+    lock: threading.RLock
+    requests: list[Recorded]
     thread_name = "fake-api"
     _server: ThreadingHTTPServer | None
+
+    def recorded(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests
+                    if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))]
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        return len(self.recorded(method, path))
 
     def start(self):
         self._server = serve(self, self.host, self.thread_name)

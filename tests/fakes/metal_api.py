@@ -205,14 +205,6 @@ class FakeMetal(Served):
         with self.lock:
             self.requests.clear()
 
-    def recorded(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
-        with self.lock:
-            return [r for r in self.requests
-                    if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))]
-
-    def count(self, method: str | None = None, path: str | None = None) -> int:
-        return len(self.recorded(method, path))
-
     def project_devices(self, project_id: str | None = None) -> list[dict]:
         pid = project_id or self.project_id
         with self.lock:

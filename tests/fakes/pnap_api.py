@@ -110,14 +110,6 @@ class FakePnap(Served):
         with self.lock:
             self.tokens.clear()
 
-    def recorded(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
-        with self.lock:
-            return [r for r in self.requests
-                    if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))]
-
-    def count(self, method: str | None = None, path: str | None = None) -> int:
-        return len(self.recorded(method, path))
-
     def live(self) -> dict[str, list]:
         """What exists now (for leak checks): servers not gone, blocks, networks, groups."""
         with self.lock:
